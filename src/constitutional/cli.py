@@ -28,6 +28,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 Model = Annotated[str, typer.Option("--model", "-m", help="embedded:NAME, a folder, a hub id, or openai:MODEL@URL")]
+Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads")]
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -87,7 +88,7 @@ def critique(
     seed: int = 0,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
-    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads")] = None,
+    threads: Threads = None,
 ) -> None:
     """SL-CAI data: initial answers, then N critique/revision rounds against sampled principles."""
     from constitutional.stages.critique import CritiqueOptions, run_critique
@@ -117,6 +118,241 @@ def critique(
         f"{out}: {stats['records']} records ({stats['new']} new), "
         f"{stats['tokens']:,} tokens in {stats['seconds']:.1f}s = {stats['tokens_per_s']:.1f} tok/s"
     )
+
+
+@app.command()
+def sample(
+    prompts: Annotated[str, typer.Option(help="prompt set or file, as for critique")] = "red-team:train",
+    model: Model = DEFAULT_MODEL,
+    out: Annotated[Path, typer.Option()] = Path("pairs.jsonl"),
+    n: Annotated[int, typer.Option(min=2, help="answers per prompt")] = 2,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 is greedy")] = 1.0,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
+    system: Annotated[str, typer.Option(help="system prompt; '' for none")] = DEFAULT_SYSTEM,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 200,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
+    threads: Threads = None,
+) -> None:
+    """Draw N answers per prompt from a model: the pairs that AI feedback compares."""
+    from constitutional.stages.sample import SampleOptions, run_sample
+
+    stats = run_sample(
+        SampleOptions(
+            prompts=prompts,
+            model=model,
+            out=out,
+            n=n,
+            system=system or None,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+            limit=limit,
+            resume=resume,
+            threads=threads,
+        )
+    )
+    console.print(f"{out}: {stats['records']} records ({stats['new']} new) in {stats['seconds']:.1f}s")
+
+
+def _clamp(value: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in value.split(","))
+    except ValueError:
+        raise UserError(f"--clamp must be LO,HI (for example 0.4,0.6), got {value!r}") from None
+    return lo, hi
+
+
+@app.command()
+def label(
+    pairs: Annotated[Path, typer.Option(help="pairs.jsonl from `cai sample`")] = Path("pairs.jsonl"),
+    constitution: Annotated[str, typer.Option("--constitution", "-c")] = "default",
+    model: Model = DEFAULT_MODEL,
+    out: Annotated[Path, typer.Option()] = Path("prefs.jsonl"),
+    principles: Annotated[int, typer.Option(min=1, help="principles sampled per pair (ensemble size)")] = 4,
+    debias: Annotated[bool, typer.Option(help="score both option orders and average them")] = False,
+    cot: Annotated[bool, typer.Option(help="chain of thought first; probabilities clamped")] = False,
+    clamp: Annotated[str, typer.Option(help="LO,HI bounds for --cot probabilities")] = "0.4,0.6",
+    few_shot: Annotated[int | None, typer.Option(min=0, help="worked comparisons to prepend (default all)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
+    threads: Threads = None,
+) -> None:
+    """AI feedback: soft preference labels from (A)/(B) log-probs, ensembled over principles."""
+    from constitutional.stages.label import LabelOptions, run_label
+
+    stats = run_label(
+        LabelOptions(
+            pairs=pairs,
+            constitution=constitution,
+            model=model,
+            out=out,
+            principles=principles,
+            debias=debias,
+            cot=cot,
+            clamp=_clamp(clamp),
+            few_shot=few_shot,
+            batch_size=batch_size,
+            seed=seed,
+            limit=limit,
+            resume=resume,
+            threads=threads,
+        )
+    )
+    msg = f"{out}: {stats['records']} labelled pairs ({stats['new']} new)"
+    if stats["order_disagreement"] is not None:
+        msg += f"; the two option orders disagree on {stats['order_disagreement']:.1%} of questions"
+    console.print(msg)
+
+
+@app.command("bench-feedback")
+def bench_feedback(
+    model: Model = DEFAULT_MODEL,
+    constitution: Annotated[str, typer.Option("--constitution", "-c")] = "anthropic-2022",
+    settings: Annotated[str | None, typer.Option(help="comma-separated subset of the settings")] = None,
+    principles: Annotated[int, typer.Option(min=1)] = 4,
+    limit: Annotated[int | None, typer.Option(min=1, help="first N of the 438 comparisons")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    out: Annotated[Path, typer.Option(help="folder for the table and the chart")] = Path("bench-feedback"),
+    threads: Threads = None,
+) -> None:
+    """Accuracy of the feedback method on the paper's 438 HHH comparisons, per setting."""
+    import json
+
+    from constitutional.stages.bench_feedback import SETTINGS, BenchOptions, run_bench_feedback
+
+    rows = run_bench_feedback(
+        BenchOptions(
+            model=model,
+            constitution=constitution,
+            settings=_split(settings) or list(SETTINGS),
+            principles=principles,
+            limit=limit,
+            batch_size=batch_size,
+            out=out,
+            threads=threads,
+        )
+    )
+    table = Table(title=f"feedback accuracy, {model}")
+    for col in ("setting", "n", "accuracy", "95% CI", "mean P(correct)"):
+        table.add_column(col)
+    for r in rows:
+        lo, hi = r["ci95"]
+        table.add_row(
+            r["setting"], str(r["n"]), f"{r['accuracy']:.1%}", f"{lo:.1%} to {hi:.1%}", f"{r['mean_p_correct']:.3f}"
+        )
+    console.print(table)
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    console.print(f"chart: {out / 'feedback_accuracy.png'}")
+
+
+@app.command()
+def sft(
+    data: Annotated[Path, typer.Option(help="sl.jsonl from `cai critique`")] = Path("sl.jsonl"),
+    model: Model = DEFAULT_MODEL,
+    out: Annotated[Path, typer.Option()] = Path("models/sl-cai"),
+    mix: Annotated[Path | None, typer.Option(help="helpfulness records to mix in")] = None,
+    mix_ratio: Annotated[float, typer.Option(min=0.0, max=0.99, help="share of the mix in training")] = 0.5,
+    lora: Annotated[bool, typer.Option(help="train LoRA adapters (merged on save)")] = False,
+    epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    lr: Annotated[float, typer.Option(min=0.0)] = 2e-5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    max_length: Annotated[int, typer.Option(min=16)] = 1024,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
+    threads: Threads = None,
+) -> None:
+    """Fine-tune on (prompt, final revision) with TRL's SFTTrainer: the SL-CAI model."""
+    from constitutional.stages.sft import SFTOptions, run_sft
+
+    stats = run_sft(
+        SFTOptions(
+            data=data,
+            model=model,
+            out=out,
+            mix=mix,
+            mix_ratio=mix_ratio,
+            lora=lora,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            seed=seed,
+            resume=resume,
+            threads=threads,
+        )
+    )
+    console.print(f"{out}: {stats['rows']} examples, {stats['steps']} steps, train loss {stats['train_loss']:.3f}")
+
+
+@app.command("train-pm")
+def train_pm(
+    data: Annotated[Path, typer.Option(help="prefs.jsonl from `cai label`")] = Path("prefs.jsonl"),
+    model: Model = DEFAULT_MODEL,
+    out: Annotated[Path, typer.Option()] = Path("models/pm"),
+    mix: Annotated[Path | None, typer.Option(help="other preference data to add")] = None,
+    hard_labels: Annotated[bool, typer.Option(help="Bradley-Terry on hard choices instead of soft labels")] = False,
+    eval_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    lora: bool = False,
+    epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    max_length: Annotated[int, typer.Option(min=16)] = 1024,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
+    threads: Threads = None,
+) -> None:
+    """Train a preference model on soft AI labels (a subclass of TRL's RewardTrainer)."""
+    from constitutional.stages.reward import PMOptions, run_train_pm
+
+    stats = run_train_pm(
+        PMOptions(
+            data=data,
+            model=model,
+            out=out,
+            mix=mix,
+            hard_labels=hard_labels,
+            eval_fraction=eval_fraction,
+            lora=lora,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            seed=seed,
+            resume=resume,
+            threads=threads,
+        )
+    )
+    msg = f"{out}: {stats['train_pairs']} training pairs, loss {stats['train_loss']:.3f}"
+    if "eval_accuracy" in stats:
+        msg += (
+            f"; held out: accuracy {stats['eval_accuracy']:.1%} on {stats['eval_pairs']} pairs, "
+            f"mean margin {stats['eval_mean_margin']:.3f}"
+        )
+    console.print(msg)
+
+
+@app.command()
+def score(
+    reward_model: Annotated[str, typer.Option(help="a PM folder from `cai train-pm`")],
+    data: Annotated[Path, typer.Option(help="sl.jsonl, pairs.jsonl, prefs.jsonl or any messages file")],
+    out: Annotated[Path | None, typer.Option(help="default: DATA.scored.jsonl")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+) -> None:
+    """Add pm_score (and pm_scores per answer or revision) to every record."""
+    from constitutional.stages.score import ScoreOptions, run_score
+
+    stats = run_score(ScoreOptions(reward_model=reward_model, data=data, out=out, batch_size=batch_size))
+    console.print(f"{stats['out']}: {stats['records']} records scored")
+    if "mean_by_revision" in stats:
+        means = ", ".join(f"{m:.3f}" for m in stats["mean_by_revision"])
+        console.print(f"mean PM score by revision (0 = initial): {means}; plot: {stats['curve_png']}")
 
 
 @app.command()

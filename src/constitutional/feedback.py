@@ -1,0 +1,96 @@
+"""The multiple-choice AI-feedback prompt and how its answer is read (Bai et al. 2022, 4.1).
+
+    Consider the following conversation between a human and an assistant:
+    [conversation]
+    [principle]
+    Options:
+    (A) [response A]
+    (B) [response B]
+    The answer is: (
+
+The prompt ends inside the parenthesis, so the next token is the letter: the normalised
+probabilities of "A" and "B" are the soft label. The constitution's worked comparisons go
+first, answered, as a shared prefix. `label`, `bench-feedback` and `evaluate` all use this.
+"""
+
+import math
+from dataclasses import dataclass
+
+from constitutional.constitution import ComparisonExample
+from constitutional.engines import Engine, SamplingParams
+from constitutional.messages import Conversation
+
+ANSWER = "The answer is: ("
+COT_CUE = "Let's think step by step:"
+CHOICES = ["A", "B"]
+
+
+def render_conversation(messages: Conversation) -> str:
+    names = {"user": "Human", "assistant": "Assistant"}
+    return "\n\n".join(f"{names[m['role']]}: {m['content']}" for m in messages if m["role"] in names)
+
+
+def question(messages: Conversation, principle: str, a: str, b: str) -> str:
+    return (
+        "Consider the following conversation between a human and an assistant:\n\n"
+        f"{render_conversation(messages)}\n\n{principle}\nOptions:\n(A) {a}\n(B) {b}\n\n"
+    )
+
+
+def few_shot_block(examples: list[ComparisonExample], cot: bool) -> str:
+    """Worked comparisons, answered; with ``cot`` only those that carry reasoning."""
+    parts = []
+    for ex in examples:
+        if cot and not ex.reasoning:
+            continue
+        text = question([m.model_dump() for m in ex.messages], ex.principle, *ex.options)
+        if cot:
+            text += f"{COT_CUE} {ex.reasoning}\n\n"
+        parts.append(f"{text}{ANSWER}{ex.answer})\n\n\n")
+    return "".join(parts)
+
+
+def letter_probability(logp_a: float, logp_b: float) -> float:
+    """P(A) from the two letters' log-probs, normalised over just these two."""
+    top = max(logp_a, logp_b)
+    ea, eb = math.exp(logp_a - top), math.exp(logp_b - top)
+    return ea / (ea + eb)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One question for the feedback model: which of ``a``/``b`` better follows ``principle``."""
+
+    messages: Conversation
+    principle: str
+    a: str
+    b: str
+
+
+def judge(
+    engine: Engine,
+    items: list[Comparison],
+    prefix: str = "",
+    cot: bool = False,
+    clamp: tuple[float, float] = (0.4, 0.6),
+    max_new_tokens: int = 200,
+) -> tuple[list[float], list[str | None]]:
+    """P(A) for each comparison, all scored in one batched call; and the reasoning under ``cot``.
+
+    Chain-of-thought probabilities are clamped, as in the paper: the reasoning makes the
+    model overconfident, and clamped labels train a better preference model (section 4.1).
+    """
+    questions = [question(c.messages, c.principle, c.a, c.b) for c in items]
+    reasoning: list[str | None] = [None] * len(items)
+    if cot:
+        reasoning = engine.chat(
+            [[{"role": "user", "content": f"{q}{COT_CUE}"}] for q in questions],
+            SamplingParams(max_new_tokens=max_new_tokens),
+        )
+        questions = [f"{q}{COT_CUE} {r}\n\n" for q, r in zip(questions, reasoning)]
+    scores = engine.choice_logprobs([prefix + q + ANSWER for q in questions], CHOICES)
+    probs = [letter_probability(a, b) for a, b in scores]
+    if cot:
+        lo, hi = clamp
+        probs = [min(max(p, lo), hi) for p in probs]
+    return probs, reasoning

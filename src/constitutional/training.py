@@ -1,0 +1,69 @@
+"""What every training stage shares: loading a trainable model, saving it, logging curves."""
+
+import csv
+from pathlib import Path
+
+import torch
+
+from constitutional.engines.loading import resolve_checkpoint
+from constitutional.errors import UserError
+from constitutional.report import line_plot
+
+
+def load_tokenizer(ref: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(ref))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_for_training(ref: str, lora: bool, lora_r: int = 16, head: str = "causal-lm"):
+    """(model, tokenizer, peft_config): fp32 on CPU, bf16 on GPU; a LoRA config when asked."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    path = resolve_checkpoint(ref)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    tokenizer = load_tokenizer(ref)
+    try:
+        if head == "causal-lm":
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, dtype=dtype, use_safetensors=True
+            )
+            model.config.pad_token_id = tokenizer.pad_token_id
+    except (OSError, ValueError) as e:
+        raise UserError(f"{ref}: could not load the model for training: {str(e).splitlines()[0]}") from None
+    peft_config = None
+    if lora:
+        from peft import LoraConfig
+
+        task = "CAUSAL_LM" if head == "causal-lm" else "SEQ_CLS"
+        peft_config = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear", task_type=task)
+    return model, tokenizer, peft_config
+
+
+def save_trained(trainer, tokenizer, out: Path, merge_lora: bool) -> None:
+    """Save a plain safetensors checkpoint that `--model DIR` loads anywhere (LoRA merged in)."""
+    model = trainer.model
+    if merge_lora and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def log_history_outputs(history: list[dict], out: Path, key: str, title: str) -> dict:
+    """Write the trainer's per-step logs as CSV and plot ``key`` against the step."""
+    rows = [h for h in history if key in h]
+    if not rows:
+        return {}
+    fields = sorted({k for h in rows for k in h})
+    csv_path = out / "training_log.csv"
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    png = line_plot(out / f"{key}_curve.png", [h["step"] for h in rows], {key: [h[key] for h in rows]}, title, "step")
+    return {"log_csv": str(csv_path), "curve_png": str(png)}
