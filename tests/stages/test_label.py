@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import write_jsonl
+
 from constitutional import constitution as cl
 from constitutional.errors import UserError
 from constitutional.feedback import Comparison, judge

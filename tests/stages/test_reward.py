@@ -3,8 +3,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import write_jsonl
+
 from constitutional.errors import UserError
 from constitutional.records import read_records
 from constitutional.stages.reward import PMOptions, PreferenceScorer, run_train_pm, soft_label_loss
@@ -61,7 +61,7 @@ def test_train_pm_saves_a_scorer_with_held_out_metrics(tmp_path, tiny_model_dir,
 
 def test_bad_preference_records_are_named(tmp_path, tiny_model_dir):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "1", "prompt": [], "chosen": [], "rejected": [], "p_chosen": 2}])
-    with pytest.raises(UserError, match="record 1: p_chosen 2.0"):
+    with pytest.raises(UserError, match=r"record 1: p_chosen 2\.0"):
         run_train_pm(PMOptions(data=bad, model=str(tiny_model_dir), out=tmp_path / "pm"))
 
 

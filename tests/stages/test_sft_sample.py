@@ -2,8 +2,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import write_jsonl
+
 from constitutional.records import read_records
 from constitutional.stages.sample import SampleOptions, run_sample
 from constitutional.stages.sft import SFTOptions, mixed_rows, run_sft
