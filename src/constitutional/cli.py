@@ -225,6 +225,7 @@ def bench_feedback(
     """Accuracy of the feedback method on the paper's 438 HHH comparisons, per setting."""
     import json
 
+    from constitutional.records import write_atomic
     from constitutional.stages.bench_feedback import SETTINGS, BenchOptions, run_bench_feedback
 
     rows = run_bench_feedback(
@@ -248,7 +249,7 @@ def bench_feedback(
             r["setting"], str(r["n"]), f"{r['accuracy']:.1%}", f"{lo:.1%} to {hi:.1%}", f"{r['mean_p_correct']:.3f}"
         )
     console.print(table)
-    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    write_atomic(out / "results.json", json.dumps(rows, indent=2) + "\n")
     console.print(f"chart: {out / 'feedback_accuracy.png'}")
 
 

@@ -20,7 +20,7 @@ def accuracy_bars(
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right")
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     fig.tight_layout()

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from constitutional import constitution as constitution_lib
+from constitutional.constitution import Constitution
 from constitutional.engines import DEFAULT_MODEL, Engine, load_engine
 from constitutional.errors import UserError
 from constitutional.feedback import Comparison, few_shot_block, judge
 from constitutional.hhh import HHH_PRINCIPLE, HHHItem, load_hhh
+from constitutional.progress import stage_progress
 from constitutional.report import accuracy_bars
 from constitutional.stats import wilson_interval
 
@@ -58,6 +60,25 @@ def _score(engine: Engine, items: list[HHHItem], principles: list[str], debias: 
     return [s / c for s, c in zip(sums, counts)]
 
 
+def _run_setting(
+    engine: Engine, setting: str, items: list[HHHItem], drawn: list[list[str]], constitution: Constitution
+) -> dict:
+    cot = setting == "cot"
+    prefix = few_shot_block(constitution.few_shot.comparison, cot=True) if cot else ""
+    principles = drawn if setting.startswith("ensemble") else [[HHH_PRINCIPLE]] * len(items)
+    p_correct = _score(engine, items, principles, setting.endswith("debias"), prefix, cot)
+    correct = sum(1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0 for p in p_correct)
+    lo, hi = wilson_interval(correct, len(items))
+    return {
+        "setting": setting,
+        "n": len(items),
+        "accuracy": correct / len(items),
+        "ci95": [lo, hi],
+        "mean_p_correct": sum(p_correct) / len(items),
+        "description": SETTINGS[setting],
+    }
+
+
 def run_bench_feedback(opts: BenchOptions, engine: Engine | None = None) -> list[dict]:
     unknown = [s for s in opts.settings if s not in SETTINGS]
     if unknown:
@@ -67,30 +88,18 @@ def run_bench_feedback(opts: BenchOptions, engine: Engine | None = None) -> list
     engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads)
     pool = [p.comparison for p in constitution.principles]
     drawn = [random.Random(f"{opts.seed}:{n}").choices(pool, k=opts.principles) for n in range(len(items))]
-    single = [[HHH_PRINCIPLE]] * len(items)
     rows = []
-    for setting in opts.settings:
-        cot = setting == "cot"
-        prefix = few_shot_block(constitution.few_shot.comparison, cot=True) if cot else ""
-        principles = drawn if setting.startswith("ensemble") else single
-        p_correct = _score(engine, items, principles, setting.endswith("debias"), prefix, cot)
-        correct = sum(1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0 for p in p_correct)
-        lo, hi = wilson_interval(correct, len(items))
-        rows.append(
-            {
-                "setting": setting,
-                "n": len(items),
-                "accuracy": correct / len(items),
-                "ci95": [lo, hi],
-                "mean_p_correct": sum(p_correct) / len(items),
-                "description": SETTINGS[setting],
-            }
-        )
+    with stage_progress() as bar:
+        task = bar.add_task("bench-feedback", total=len(opts.settings))
+        for setting in opts.settings:
+            bar.update(task, description=f"bench-feedback: {setting}")
+            rows.append(_run_setting(engine, setting, items, drawn, constitution))
+            bar.advance(task)
     accuracy_bars(
         opts.out / "feedback_accuracy.png",
         [r["setting"] for r in rows],
         [r["accuracy"] for r in rows],
         [tuple(r["ci95"]) for r in rows],
-        f"Feedback accuracy on HHH comparisons ({opts.model}, n={len(items)})",
+        f"Feedback accuracy on HHH comparisons\n{opts.model}, n={len(items)}",
     )
     return rows

@@ -20,7 +20,7 @@ from constitutional.engines import DEFAULT_MODEL
 from constitutional.errors import UserError
 from constitutional.records import read_records, write_manifest
 from constitutional.report import calibration_plot
-from constitutional.training import load_for_training, log_history_outputs, save_trained
+from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained
 
 
 def soft_label_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, p_chosen: torch.Tensor) -> torch.Tensor:
@@ -92,8 +92,7 @@ def preference_rows(path: Path) -> list[dict]:
 def run_train_pm(opts: PMOptions) -> dict:
     from datasets import Dataset
 
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    pin_threads(opts.threads)
     rows = preference_rows(opts.data) + (preference_rows(opts.mix) if opts.mix else [])
     rng = random.Random(opts.seed)
     rng.shuffle(rows)

@@ -15,7 +15,7 @@ import torch
 from constitutional.engines import DEFAULT_MODEL
 from constitutional.errors import UserError
 from constitutional.records import read_records, sft_view, write_manifest
-from constitutional.training import load_for_training, log_history_outputs, save_trained
+from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained
 
 
 @dataclass
@@ -65,8 +65,7 @@ def run_sft(opts: SFTOptions) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    pin_threads(opts.threads)
     rows = mixed_rows(opts)
     model, tokenizer, peft_config = load_for_training(opts.model, opts.lora, opts.lora_r)
     on_gpu = torch.cuda.is_available()
