@@ -16,6 +16,27 @@ def pin_threads(threads: int | None) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
+def trainer_args(out: Path, epochs: float, lr: float, batch_size: int, max_length: int, seed: int) -> dict:
+    """Arguments every TRL config here shares, with defaults that suit a CPU as well as a GPU."""
+    on_gpu = torch.cuda.is_available()
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "num_train_epochs": epochs,
+        "learning_rate": lr,
+        "per_device_train_batch_size": batch_size,
+        "max_length": max_length,
+        # TRL turns both on by default; on a CPU they only slow training down.
+        "bf16": on_gpu,
+        "activation_checkpointing": on_gpu,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": 50,
+        "save_total_limit": 2,
+        "report_to": [],
+        "seed": seed,
+    }
+
+
 def load_tokenizer(ref: str):
     from transformers import AutoTokenizer
 

@@ -20,7 +20,7 @@ from constitutional.engines import DEFAULT_MODEL
 from constitutional.errors import UserError
 from constitutional.records import read_records, write_manifest
 from constitutional.report import calibration_plot
-from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained
+from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained, trainer_args
 
 
 def soft_label_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, p_chosen: torch.Tensor) -> torch.Tensor:
@@ -101,22 +101,7 @@ def run_train_pm(opts: PMOptions) -> dict:
     if not train:
         raise UserError(f"{opts.data}: too few preference records to train on ({len(rows)})")
     model, tokenizer, peft_config = load_for_training(opts.model, opts.lora, head="reward")
-    on_gpu = torch.cuda.is_available()
-    config = RewardConfig(
-        output_dir=str(opts.out / "checkpoints"),
-        num_train_epochs=opts.epochs,
-        learning_rate=opts.lr,
-        per_device_train_batch_size=opts.batch_size,
-        max_length=opts.max_length,
-        bf16=on_gpu,
-        activation_checkpointing=on_gpu,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=50,
-        save_total_limit=2,
-        report_to=[],
-        seed=opts.seed,
-    )
+    config = RewardConfig(**trainer_args(opts.out, opts.epochs, opts.lr, opts.batch_size, opts.max_length, opts.seed))
     trainer = SoftLabelRewardTrainer(
         model=model,
         args=config,

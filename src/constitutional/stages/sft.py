@@ -10,12 +10,10 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from constitutional.engines import DEFAULT_MODEL
 from constitutional.errors import UserError
 from constitutional.records import read_records, sft_view, write_manifest
-from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained
+from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained, trainer_args
 
 
 @dataclass
@@ -68,24 +66,9 @@ def run_sft(opts: SFTOptions) -> dict:
     pin_threads(opts.threads)
     rows = mixed_rows(opts)
     model, tokenizer, peft_config = load_for_training(opts.model, opts.lora, opts.lora_r)
-    on_gpu = torch.cuda.is_available()
     config = SFTConfig(
-        output_dir=str(opts.out / "checkpoints"),
-        num_train_epochs=opts.epochs,
-        learning_rate=opts.lr,
-        per_device_train_batch_size=opts.batch_size,
+        **trainer_args(opts.out, opts.epochs, opts.lr, opts.batch_size, opts.max_length, opts.seed),
         gradient_accumulation_steps=opts.grad_accum,
-        max_length=opts.max_length,
-        # TRL turns both on by default; on a CPU they only slow training down.
-        bf16=on_gpu,
-        activation_checkpointing=on_gpu,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=50,
-        save_total_limit=2,
-        report_to=[],
-        seed=opts.seed,
-        disable_tqdm=False,
     )
     trainer = SFTTrainer(
         model=model,
