@@ -170,3 +170,17 @@ def test_embedded_model_critique_end_to_end(tmp_path):
     import datasets
 
     assert datasets.Dataset.from_parquet(str(exported)).num_rows == 4
+
+
+def test_a_prompts_own_system_message_stays_first(tmp_path, tiny_engine):
+    src = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"messages": [{"role": "system", "content": "Be a pirate."}, {"role": "user", "content": "hello"}]}],
+    )
+    seen = []
+    chat = tiny_engine.chat
+    tiny_engine.chat = lambda convs, params: seen.extend(convs) or chat(convs, params)
+    run_critique(opts(tmp_path, prompts=str(src), revisions=1), tiny_engine)
+    for conv in seen:
+        assert conv[0] == {"role": "system", "content": "Be a pirate."}
+        assert [m["role"] for m in conv].count("system") == 1

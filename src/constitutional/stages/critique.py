@@ -65,18 +65,26 @@ def draw_principles(rec_id: str, pool: list[Principle], rounds: int, seed: int) 
     return [rng.choice(pool) for _ in range(rounds)]
 
 
+def _split_system(messages: Conversation, default: str | None) -> tuple[str | None, Conversation]:
+    if messages and messages[0]["role"] == "system":
+        return messages[0]["content"], messages[1:]
+    return default, messages
+
+
 def _run_chunk(engine: Engine, chunk: list[Prompt], constitution: Constitution, opts: CritiqueOptions) -> list[dict]:
     params = SamplingParams(opts.temperature, opts.top_p, opts.max_new_tokens, opts.seed)
     shots = few_shot_turns(constitution, opts.few_shot)
     prompts = [with_system(p.messages, opts.system) for p in chunk]
+    # A prompt's own system message stays first, ahead of the worked examples.
+    split = [_split_system(p, opts.system) for p in prompts]
     initial = answers = engine.chat(prompts, params)
     drawn = [draw_principles(p.id, constitution.principles, opts.revisions, opts.seed) for p in chunk]
     rounds: list[list[dict]] = [[] for _ in chunk]
     for r in range(opts.revisions):
         # Each round sees the prompt and the latest answer only, after the worked examples.
         base = [
-            with_system(shots + p.messages + [{"role": "assistant", "content": a}], opts.system)
-            for p, a in zip(chunk, answers)
+            with_system([*shots, *body, {"role": "assistant", "content": a}], system)
+            for (system, body), a in zip(split, answers)
         ]
         principle = [d[r] for d in drawn]
         critiques: list[str | None] = [None] * len(chunk)
