@@ -134,7 +134,7 @@ def run_critique(opts: CritiqueOptions, engine: Engine | None = None) -> dict:
             "prompt_ids": _ids_hash(prompts),
             "model": opts.model,
             "constitution": {"ref": opts.constitution, "name": constitution.name, "hash": constitution.fingerprint()},
-            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+            "params": asdict(opts),
         }
         write_manifest(opts.out, **manifest, status="running", done=len(prompts) - len(todo), total=len(prompts))
         if todo:

@@ -102,7 +102,7 @@ def run_label(opts: LabelOptions, engine: Engine | None = None) -> dict:
         if len(rec.get("responses", [])) < 2 or "prompt" not in rec:
             raise UserError(f"{opts.pairs}: record {n}: needs 'prompt' and two 'responses'")
     prefix = few_shot_block(constitution.few_shot.comparison[: opts.few_shot], opts.cot)
-    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
+    params = asdict(opts)
     info = {"stage": "label", "model": opts.model, "constitution": constitution.fingerprint(), "params": params}
     with RecordWriter(opts.out, resume=opts.resume) as writer:
         todo = [r for r in pairs if r["id"] not in writer.done]

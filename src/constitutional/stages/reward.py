@@ -118,7 +118,7 @@ def run_train_pm(opts: PMOptions) -> dict:
     stats = {"train_pairs": len(train), "train_loss": result.training_loss, **curves}
     if held_out:
         stats |= held_out_metrics(PreferenceScorer(trainer.model, tokenizer), held_out, opts.out, opts.seed)
-    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
+    params = asdict(opts)
     write_manifest(opts.out, stage="train-pm", model=opts.model, params=params, stats=stats)
     return stats
 

@@ -38,7 +38,7 @@ def run_sample(opts: SampleOptions, engine: Engine | None = None) -> dict:
     if opts.n < 2:
         raise UserError(f"--n must be at least 2 to make pairs, got {opts.n}")
     prompts = load_prompts(opts.prompts, opts.limit)
-    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
+    params = asdict(opts)
     with RecordWriter(opts.out, resume=opts.resume) as writer:
         todo = [p for p in prompts if p.id not in writer.done]
         write_manifest(opts.out, stage="sample", model=opts.model, params=params, status="running")

@@ -82,6 +82,6 @@ def run_sft(opts: SFTOptions) -> dict:
     save_trained(trainer, tokenizer, opts.out, merge_lora=opts.lora)
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "SFT loss")
     stats = {"rows": len(rows), "train_loss": result.training_loss, "steps": result.global_step, **curves}
-    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
+    params = asdict(opts)
     write_manifest(opts.out, stage="sft", model=opts.model, params=params, stats=stats)
     return stats
