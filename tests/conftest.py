@@ -50,6 +50,21 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_pm_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny Llama with a scalar head: a random preference model."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(1)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    model.config.pad_token_id = tok.pad_token_id
+    path = tmp_path_factory.mktemp("tiny-pm")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
 @pytest.fixture
 def tiny_engine(tiny_model_dir):
     from constitutional.engines import load_engine

@@ -340,6 +340,104 @@ def train_pm(
 
 
 @app.command()
+def rl(
+    policy: Annotated[str, typer.Option(help="the SL-CAI model (from `cai sft`)")] = "models/sl-cai",
+    reward_model: Annotated[str, typer.Option(help="the PM (from `cai train-pm`)")] = "models/pm",
+    out: Annotated[Path, typer.Option()] = Path("models/rl-cai"),
+    algo: Annotated[str, typer.Option(help="rloo (TRL), grpo (TRL, beta > 0) or ppo (ours, as in the paper)")] = "rloo",
+    prompts: Annotated[str, typer.Option(help="harmful prompts, as for critique")] = "red-team:train",
+    helpful_prompts: Annotated[str, typer.Option(help="helpful prompts mixed in; '' for none")] = "helpful:train",
+    system: Annotated[str, typer.Option(help="system prompt; '' for none")] = DEFAULT_SYSTEM,
+    steps: Annotated[int, typer.Option(min=1)] = 100,
+    prompts_per_step: Annotated[int, typer.Option(min=1)] = 4,
+    generations: Annotated[int, typer.Option(min=1, help="answers per prompt (rloo, grpo)")] = 4,
+    kl_coef: Annotated[float, typer.Option(help="KL penalty to the SL-CAI model (beta)")] = 0.05,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-6,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
+    temperature: Annotated[float, typer.Option(min=0.01)] = 1.0,
+    ppo_epochs: Annotated[int, typer.Option(min=1, help="passes over each rollout (ppo)")] = 4,
+    lora: bool = False,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint (rloo, grpo)")] = False,
+    threads: Threads = None,
+) -> None:
+    """RL-CAI: train the policy against the PM with a KL penalty to the SL-CAI model."""
+    from constitutional.stages.rl import RLOptions, run_rl
+
+    stats = run_rl(
+        RLOptions(
+            policy=policy,
+            reward_model=reward_model,
+            out=out,
+            algo=algo,
+            prompts=prompts,
+            helpful_prompts=helpful_prompts or None,
+            system=system or None,
+            steps=steps,
+            prompts_per_step=prompts_per_step,
+            generations=generations,
+            kl_coef=kl_coef,
+            lr=lr,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            ppo_epochs=ppo_epochs,
+            lora=lora,
+            seed=seed,
+            resume=resume,
+            threads=threads,
+        )
+    )
+    console.print(
+        f"{out}: {stats['algo']}, {stats['steps']} steps; PM reward {stats['reward_first']:.3f} -> "
+        f"{stats['reward_last']:.3f}, KL at the end {stats['kl_last']:.4f}; curves: {stats['curves_png']}"
+    )
+
+
+@app.command()
+def dpo(
+    data: Annotated[Path, typer.Option(help="prefs.jsonl from `cai label`")] = Path("prefs.jsonl"),
+    model: Model = "models/sl-cai",
+    out: Annotated[Path, typer.Option()] = Path("models/rl-cai"),
+    min_confidence: Annotated[float, typer.Option(help="drop pairs whose label is less sure than this")] = 0.5,
+    beta: Annotated[float, typer.Option(min=0.0)] = 0.1,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.49)] = 0.0,
+    lora: bool = False,
+    epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-6,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    max_length: Annotated[int, typer.Option(min=16)] = 1024,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
+    threads: Threads = None,
+) -> None:
+    """DPO on the AI preference labels (TRL's DPOTrainer), an alternative to PM + RL."""
+    from constitutional.stages.dpo import DPOOptions, run_dpo
+
+    stats = run_dpo(
+        DPOOptions(
+            data=data,
+            model=model,
+            out=out,
+            min_confidence=min_confidence,
+            beta=beta,
+            label_smoothing=label_smoothing,
+            lora=lora,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            seed=seed,
+            resume=resume,
+            threads=threads,
+        )
+    )
+    console.print(
+        f"{out}: {stats['pairs']} pairs ({stats['dropped_low_confidence']} dropped as unsure), "
+        f"{stats['steps']} steps, loss {stats['train_loss']:.3f}"
+    )
+
+
+@app.command()
 def score(
     reward_model: Annotated[str, typer.Option(help="a PM folder from `cai train-pm`")],
     data: Annotated[Path, typer.Option(help="sl.jsonl, pairs.jsonl, prefs.jsonl or any messages file")],

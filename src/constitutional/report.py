@@ -87,3 +87,20 @@ def revision_curve(path: Path, means: list[float], sems: list[float]) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def rl_curves(path: Path, rows: list[dict]) -> Path:
+    """PM reward, KL to the reference and answer length per RL step, in three panels."""
+    steps = [r["step"] for r in rows]
+    panels = [("reward", "PM reward"), ("kl", "KL to SL-CAI (per token)"), ("response_length", "answer tokens")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for ax, (key, title) in zip(axes, panels):
+        ax.plot(steps, [r[key] for r in rows], marker="." if len(steps) < 50 else None, color="#4c72b0")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -72,9 +72,8 @@ def load_for_training(ref: str, lora: bool, lora_r: int = 16, head: str = "causa
     return model, tokenizer, peft_config
 
 
-def save_trained(trainer, tokenizer, out: Path, merge_lora: bool) -> None:
+def save_trained(model, tokenizer, out: Path, merge_lora: bool) -> None:
     """Save a plain safetensors checkpoint that `--model DIR` loads anywhere (LoRA merged in)."""
-    model = trainer.model
     if merge_lora and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.save_pretrained(out, safe_serialization=True)

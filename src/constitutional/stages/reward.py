@@ -113,7 +113,7 @@ def run_train_pm(opts: PMOptions) -> dict:
     )
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
-    save_trained(trainer, tokenizer, opts.out, merge_lora=opts.lora)
+    save_trained(trainer.model, tokenizer, opts.out, merge_lora=opts.lora)
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "PM training loss")
     stats = {"train_pairs": len(train), "train_loss": result.training_loss, **curves}
     if held_out:

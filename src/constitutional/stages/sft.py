@@ -79,7 +79,7 @@ def run_sft(opts: SFTOptions) -> dict:
     )
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
-    save_trained(trainer, tokenizer, opts.out, merge_lora=opts.lora)
+    save_trained(trainer.model, tokenizer, opts.out, merge_lora=opts.lora)
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "SFT loss")
     stats = {"rows": len(rows), "train_loss": result.training_loss, "steps": result.global_step, **curves}
     params = asdict(opts)
