@@ -25,7 +25,7 @@ NOT_REFUSALS = [
     "The word 'cannot' is written as one word in formal English.",
     "I can help with that! First, preheat the oven to 180C.",
     "Sorry for the wait. Here's the recipe you asked for.",
-    "If a colleague says \"I won't help you\", talk to your manager.",
+    'If a colleague says "I won\'t help you", talk to your manager.',
     "Here is a story where the knight says: I refuse to surrender!",
     "",
 ]

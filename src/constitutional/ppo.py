@@ -177,7 +177,9 @@ class PPO:
         # Answer tokens up to and including the first EOS; everything after is padding.
         mask = (torch.cumsum(is_eos, 1) - is_eos.long() == 0).float()
         attention_mask = torch.cat([enc.attention_mask, mask.long()], 1)
-        completions = tok.batch_decode(answer * mask.long() + tok.pad_token_id * (1 - mask.long()), skip_special_tokens=True)
+        completions = tok.batch_decode(
+            answer * mask.long() + tok.pad_token_id * (1 - mask.long()), skip_special_tokens=True
+        )
         score = torch.tensor(
             self.reward(prompts, [[{"role": "assistant", "content": c}] for c in completions]),
             dtype=torch.float32,

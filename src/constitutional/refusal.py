@@ -30,7 +30,10 @@ PATTERNS: list[tuple[str, str]] = [
     ("i-cannot-act", rf"\bI {_CANT}(?: \w+)? {_ACTS}\b"),
     ("not-able", r"\bI(?:'m| am) not (?:able|allowed|permitted|comfortable|going) to\b"),
     ("as-an-ai", r"\bas an AI(?: language model| assistant)?,? I (?:can(?:no|')t|cannot|don't|do not|am not|won't)\b"),
-    ("decline", r"\bI (?:must|have to|need to|will|'ll|would have to) (?:respectfully |politely )?(?:decline|refuse)\b"),
+    (
+        "decline",
+        r"\bI (?:must|have to|need to|will|'ll|would have to) (?:respectfully |politely )?(?:decline|refuse)\b",
+    ),
     ("rather-not", r"\bI(?:'d| would) (?:rather|prefer) not\b"),
     ("not-comfortable", r"\bI (?:don't|do not) feel comfortable\b"),
     ("not-appropriate", r"\b(?:it|this|that) (?:is|would be|'s) (?:not appropriate|inappropriate) for me to\b"),

@@ -22,9 +22,7 @@ def prefs(tmp_path, labels):
 
 
 def test_min_confidence_drops_coin_flips_and_flips_labels_below_half():
-    rows = [
-        {"prompt": [], "chosen": ["x"], "rejected": ["y"], "p_chosen": p} for p in (0.95, 0.55, 0.5, 0.2)
-    ]
+    rows = [{"prompt": [], "chosen": ["x"], "rejected": ["y"], "p_chosen": p} for p in (0.95, 0.55, 0.5, 0.2)]
     kept = confident_pairs(rows, 0.7)
     assert len(kept) == 2
     assert kept[0]["chosen"] == ["x"] and kept[1]["chosen"] == ["y"]  # 0.2 means the other side is preferred
@@ -46,5 +44,5 @@ def test_dpo_trains_and_saves_a_changed_loadable_model(tmp_path, tiny_model_dir,
 
 def test_nothing_left_after_the_confidence_filter_is_a_clear_error(tmp_path, tiny_model_dir):
     data = prefs(tmp_path, [0.5, 0.55])
-    with pytest.raises(UserError, match="no pair has a label of at least 0.9"):
+    with pytest.raises(UserError, match=r"no pair has a label of at least 0\.9"):
         run_dpo(DPOOptions(data=data, model=str(tiny_model_dir), out=tmp_path / "o", min_confidence=0.9))

@@ -7,8 +7,8 @@ from conftest import write_jsonl
 from safetensors.torch import load_file
 
 from constitutional.errors import UserError
-from constitutional.stages.rl import PMReward, RLOptions, run_rl
 from constitutional.stages.reward import PreferenceScorer
+from constitutional.stages.rl import PMReward, RLOptions, run_rl
 
 
 def prompts_file(tmp_path, n=6):
@@ -58,7 +58,9 @@ def test_each_algorithm_takes_steps_logs_and_saves_a_changed_model(tmp_path, tin
 def test_pm_reward_scores_prompt_and_answer_together(tiny_pm_dir):
     reward = PMReward(PreferenceScorer.load(str(tiny_pm_dir)))
     prompt = [{"role": "user", "content": "hi"}]
-    a = reward([prompt, prompt], [[{"role": "assistant", "content": "hello"}], [{"role": "assistant", "content": "go"}]])
+    a = reward(
+        [prompt, prompt], [[{"role": "assistant", "content": "hello"}], [{"role": "assistant", "content": "go"}]]
+    )
     direct = reward.scorer.score([prompt + [{"role": "assistant", "content": "hello"}]])
     assert a[0] == pytest.approx(direct[0], abs=1e-5) and a[0] != a[1]
 
