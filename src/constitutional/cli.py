@@ -438,6 +438,57 @@ def dpo(
 
 
 @app.command()
+def evaluate(
+    models: Annotated[
+        list[str], typer.Option("--models", help="NAME=REF, repeated (or comma-separated); the first is the Elo anchor")
+    ],
+    prompts: Annotated[str, typer.Option(help="harmful prompts (held out)")] = "red-team:test",
+    helpful_prompts: Annotated[str, typer.Option(help="helpful prompts (held out)")] = "helpful:test",
+    constitution: Annotated[str, typer.Option("--constitution", "-c", help="its comparison principles judge")] = (
+        "default"
+    ),
+    judge: Annotated[str, typer.Option(help="the judge model")] = DEFAULT_MODEL,
+    reward_model: Annotated[str | None, typer.Option(help="a PM: adds its mean score per model")] = None,
+    out: Annotated[Path, typer.Option()] = Path("eval"),
+    system: Annotated[str, typer.Option(help="system prompt; '' for none")] = DEFAULT_SYSTEM,
+    limit: Annotated[int | None, typer.Option(min=1, help="first N prompts of each set")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 200,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    bootstrap: Annotated[int, typer.Option(min=0, help="resamples for the Elo intervals")] = 1000,
+    plots_from: Annotated[list[Path] | None, typer.Option(help="folders whose PNGs join the report")] = None,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
+    threads: Threads = None,
+) -> None:
+    """Head to head: answers, a judge in both orders, Elo with intervals, refusal rates, report/."""
+    from constitutional.evaluation_report import headline_table
+    from constitutional.stages.evaluate import EvaluateOptions, parse_models, run_evaluate
+
+    results = run_evaluate(
+        EvaluateOptions(
+            models=parse_models(models),
+            prompts=prompts,
+            helpful_prompts=helpful_prompts,
+            constitution=constitution,
+            judge=judge,
+            reward_model=reward_model,
+            out=out,
+            system=system or None,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            bootstrap=bootstrap,
+            plots_from=plots_from or [],
+            seed=seed,
+            resume=resume,
+            threads=threads,
+        )
+    )
+    console.print("\n".join(headline_table(results)), highlight=False, markup=False)
+    console.print(f"report: {out / 'report' / 'report.md'}")
+
+
+@app.command()
 def score(
     reward_model: Annotated[str, typer.Option(help="a PM folder from `cai train-pm`")],
     data: Annotated[Path, typer.Option(help="sl.jsonl, pairs.jsonl, prefs.jsonl or any messages file")],

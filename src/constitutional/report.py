@@ -104,3 +104,32 @@ def rl_curves(path: Path, rows: list[dict]) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def elo_scatter(
+    path: Path,
+    names: list[str],
+    helpful: list[float],
+    helpful_ci: list[tuple[float, float]],
+    harmless: list[float],
+    harmless_ci: list[tuple[float, float]],
+) -> Path:
+    """Harmlessness Elo against helpfulness Elo, one point per model (the paper's Fig. 2)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for k, name in enumerate(names):
+        xerr = [[helpful[k] - helpful_ci[k][0]], [helpful_ci[k][1] - helpful[k]]]
+        yerr = [[harmless[k] - harmless_ci[k][0]], [harmless_ci[k][1] - harmless[k]]]
+        ax.errorbar(helpful[k], harmless[k], xerr=xerr, yerr=yerr, fmt="o", capsize=4, label=name)
+        ax.annotate(name, (helpful[k], harmless[k]), textcoords="offset points", xytext=(6, 6))
+    ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+    ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel(f"helpfulness Elo (vs {names[0]})")
+    ax.set_ylabel(f"harmlessness Elo (vs {names[0]})")
+    ax.set_title("Harmlessness vs helpfulness")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
