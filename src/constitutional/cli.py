@@ -488,6 +488,52 @@ def evaluate(
     console.print(f"report: {out / 'report' / 'report.md'}")
 
 
+def _run_and_show(config) -> None:
+    from constitutional.evaluation_report import headline_table
+    from constitutional.pipeline import run_pipeline
+
+    outcome = run_pipeline(config, console)
+    table = Table(title="stages")
+    for col in ("stage", "this run", "seconds"):
+        table.add_column(col)
+    for name, rec in outcome["stages"].items():
+        table.add_row(name, rec["this_run"], f"{rec.get('seconds', 0):.0f}")
+    console.print(table)
+    console.print("\n".join(headline_table(outcome["results"])), highlight=False, markup=False)
+    console.print(f"report: {outcome['report']}")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="a pipeline YAML/JSON/TOML file (see examples/)")],
+    out: Annotated[Path | None, typer.Option(help="output folder (overrides the config's out)")] = None,
+) -> None:
+    """The whole pipeline from one config; finished stages are skipped, a killed run resumes."""
+    from constitutional.pipeline_config import load_config
+
+    cfg = load_config(config)
+    if out is not None:
+        cfg.out = str(out)
+    _run_and_show(cfg)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/demo"),
+    threads: Threads = None,
+) -> None:
+    """The whole pipeline on the embedded model, offline, in under 20 minutes on 2 CPU cores."""
+    from importlib import resources
+
+    from constitutional.pipeline_config import load_config
+
+    with resources.as_file(resources.files("constitutional") / "pipelines" / "demo.yaml") as path:
+        cfg = load_config(path)
+    cfg.out = str(out)
+    cfg.engine.threads = threads
+    _run_and_show(cfg)
+
+
 @app.command()
 def score(
     reward_model: Annotated[str, typer.Option(help="a PM folder from `cai train-pm`")],

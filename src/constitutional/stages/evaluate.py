@@ -56,6 +56,10 @@ class EvaluateOptions:
     threads: int | None = None
     #: folders whose PNG plots (training curves, calibration, revision curve) join the report
     plots_from: list[Path] = field(default_factory=list)
+    #: where report/ goes (default: OUT/report)
+    report: Path | None = None
+    #: extra report sections, {"title", "body"} (Markdown written by the caller, not by a model)
+    notes: list[dict] = field(default_factory=list)
 
 
 def parse_models(specs: list[str]) -> list[tuple[str, str]]:
@@ -230,8 +234,9 @@ def run_evaluate(opts: EvaluateOptions) -> dict:
         "prompts": {kind: len(ps) for kind, ps in sets.items()},
         "elo": elo_tables(names, judgements, opts.bootstrap, opts.seed),
         "metrics": model_metrics(opts, answers),
+        "sections": opts.notes,
     }
-    report = write_report(opts.out / "report", results, answers, opts.plots_from)
+    report = write_report(opts.report or opts.out / "report", results, answers, opts.plots_from)
     stats = {"report": str(report)}
     write_manifest(opts.out, stage="evaluate", model=opts.judge, params=params, status="complete", stats=stats)
     return results
