@@ -71,6 +71,7 @@ def tiny_config(tmp_path, model_dir) -> dict:
             "eval_helpful": str(helpful),
         },
         "engine": {"batch_size": 4, "threads": 2},
+        "feedback": {"gate": 8, "fallback": "continue"},
         "stages": {
             "critique": {"revisions": 1, "few_shot": 0, **small},
             "helpful": small,
@@ -99,7 +100,9 @@ def test_tiny_pipeline_end_to_end_then_rerun_redoes_nothing(tmp_path, tiny_model
         assert (root / "report" / rel).exists(), rel
     results = json.loads((root / "report" / "results.json").read_text())
     assert list(results["models"]) == ["base", "sl-cai", "rl-cai"]
-    assert "Pipeline" in (root / "report" / "report.md").read_text()
+    report = (root / "report" / "report.md").read_text()
+    assert "Pipeline" in report and "AI feedback" in report and "but feedback.fallback is continue" in report
+    assert outcome["route"] == "feedback" and json.loads((root / "data" / "gate.json").read_text())["n"] == 8
 
     # The rerun goes through the real CLI, and every stage is skipped.
     r = subprocess.run(
@@ -116,9 +119,10 @@ def test_tiny_pipeline_end_to_end_then_rerun_redoes_nothing(tmp_path, tiny_model
     assert ran == ["evaluate"]
 
 
-def test_interrupted_stage_resumes_its_records(tmp_path, tiny_model_dir):
+def test_interrupted_stage_resumes_and_a_failed_gate_falls_back_to_revisions(tmp_path, tiny_model_dir):
     raw = tiny_config(tmp_path, tiny_model_dir)
     raw["optimize"] = "dpo"
+    raw["feedback"] = {"gate": 8, "fallback": "revisions"}
     del raw["stages"]["rl"]
     config = parse_config(raw, "cfg")
     from constitutional.pipeline import plan
@@ -139,3 +143,9 @@ def test_interrupted_stage_resumes_its_records(tmp_path, tiny_model_dir):
     text = (tmp_path / "run" / "data" / "sl.jsonl").read_text()
     assert text.startswith(first_two) and len(text.splitlines()) == 4
     assert "dpo-cai" in outcome["results"]["models"]
+    # The random model fails the gate; preferences come from the revisions, and no pairs are sampled.
+    assert outcome["route"] == "revisions" and "revision_pairs" in outcome["stages"]
+    assert "sample" not in outcome["stages"] and not (tmp_path / "run" / "data" / "pairs.jsonl").exists()
+    prefs = [json.loads(line) for line in (tmp_path / "run" / "data" / "prefs.jsonl").open()]
+    assert prefs and all(p["source"]["kind"] == "revisions" for p in prefs)
+    assert "preferences come from the critique stage" in (tmp_path / "run" / "report" / "report.md").read_text()

@@ -175,6 +175,7 @@ def label(
     out: Annotated[Path, typer.Option()] = Path("prefs.jsonl"),
     principles: Annotated[int, typer.Option(min=1, help="principles sampled per pair (ensemble size)")] = 4,
     debias: Annotated[bool, typer.Option(help="score both option orders and average them")] = False,
+    calibrate: Annotated[bool, typer.Option(help="divide out the letter prior from content-free options")] = False,
     cot: Annotated[bool, typer.Option(help="chain of thought first; probabilities clamped")] = False,
     clamp: Annotated[str, typer.Option(help="LO,HI bounds for --cot probabilities")] = "0.4,0.6",
     few_shot: Annotated[int | None, typer.Option(min=0, help="worked comparisons to prepend (default all)")] = None,
@@ -182,6 +183,10 @@ def label(
     seed: int = 0,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
+    gate: Annotated[
+        int | None, typer.Option(min=1, help="first check the method on N HHH comparisons (100 is a good N)")
+    ] = None,
+    min_accuracy: Annotated[float, typer.Option(min=0.0, max=1.0, help="the gate's required accuracy")] = 0.5,
     threads: Threads = None,
 ) -> None:
     """AI feedback: soft preference labels from (A)/(B) log-probs, ensembled over principles."""
@@ -195,6 +200,7 @@ def label(
             out=out,
             principles=principles,
             debias=debias,
+            calibrate=calibrate,
             cot=cot,
             clamp=_clamp(clamp),
             few_shot=few_shot,
@@ -202,13 +208,44 @@ def label(
             seed=seed,
             limit=limit,
             resume=resume,
+            gate=gate,
+            min_accuracy=min_accuracy,
             threads=threads,
         )
     )
+    if stats["gate"] is not None:
+        g = stats["gate"]
+        if g["passed"]:
+            console.print(f"feedback gate passed: {g['reason']}")
+        else:
+            err_console.print(
+                f"[bold yellow]warning:[/bold yellow] feedback gate failed: {g['reason']}. Labels from this model "
+                "are likely noise; consider `cai pairs-from-revisions` or a stronger --model.",
+                highlight=False,
+            )
     msg = f"{out}: {stats['records']} labelled pairs ({stats['new']} new)"
     if stats["order_disagreement"] is not None:
         msg += f"; the two option orders disagree on {stats['order_disagreement']:.1%} of questions"
     console.print(msg)
+
+
+@app.command("pairs-from-revisions")
+def pairs_from_revisions(
+    data: Annotated[Path, typer.Argument(help="sl.jsonl from `cai critique`")],
+    out: Annotated[Path, typer.Option()] = Path("prefs.jsonl"),
+    all_rounds: Annotated[bool, typer.Option(help="also every later-over-earlier pair of revisions")] = False,
+    p_chosen: Annotated[float, typer.Option(help="the soft label these pairs get")] = 1.0,
+) -> None:
+    """Preferences without a judge: each final revision over its initial answer (TRL format)."""
+    from constitutional.stages.revision_pairs import RevisionPairsOptions, run_revision_pairs
+
+    stats = run_revision_pairs(
+        RevisionPairsOptions(data=data, out=out, all_rounds=all_rounds, p_chosen=p_chosen, resume=False)
+    )
+    console.print(
+        f"{out}: {stats['pairs']} pairs from {stats['records']} records "
+        f"({stats['unrevised_records']} whose revision equals the initial answer gave none)"
+    )
 
 
 @app.command("bench-feedback")
@@ -461,7 +498,6 @@ def evaluate(
     threads: Threads = None,
 ) -> None:
     """Head to head: answers, a judge in both orders, Elo with intervals, refusal rates, report/."""
-    from constitutional.evaluation_report import headline_table
     from constitutional.stages.evaluate import EvaluateOptions, parse_models, run_evaluate
 
     results = run_evaluate(
@@ -484,12 +520,23 @@ def evaluate(
             threads=threads,
         )
     )
-    console.print("\n".join(headline_table(results)), highlight=False, markup=False)
+    _print_headline(results)
     console.print(f"report: {out / 'report' / 'report.md'}")
 
 
+def _print_headline(results: dict) -> None:
+    from constitutional.evaluation_report import headline_rows
+
+    header, rows = headline_rows(results)
+    table = Table(title="headline (Elo relative to the first model, 95% intervals)")
+    for col in header:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def _run_and_show(config) -> None:
-    from constitutional.evaluation_report import headline_table
     from constitutional.pipeline import run_pipeline
 
     outcome = run_pipeline(config, console)
@@ -499,7 +546,7 @@ def _run_and_show(config) -> None:
     for name, rec in outcome["stages"].items():
         table.add_row(name, rec["this_run"], f"{rec.get('seconds', 0):.0f}")
     console.print(table)
-    console.print("\n".join(headline_table(outcome["results"])), highlight=False, markup=False)
+    _print_headline(outcome["results"])
     console.print(f"report: {outcome['report']}")
 
 

@@ -28,18 +28,16 @@ def _pct(r: dict) -> str:
     return f"{r['rate']:.0%} ({lo:.0%}-{hi:.0%})"
 
 
-def headline_table(results: dict) -> list[str]:
+def headline_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     """Elo per axis (with 95% intervals), refusal rates, length and PM score, one row per model."""
     elo, metrics = results["elo"], results["metrics"]
     has_pm = any("pm_harmful" in m for m in metrics.values())
-    head = "| model | harmlessness Elo | helpfulness Elo | refusal, harmful | over-refusal, helpful | words |"
-    rule = "|---|---|---|---|---|---|"
+    header = ["model", "harmlessness Elo", "helpfulness Elo", "refusal, harmful", "over-refusal, helpful", "words"]
     if has_pm:
-        head += " PM, harmful | PM, helpful |"
-        rule += "---|---|"
-    lines = [head, rule]
+        header += ["PM, harmful", "PM, helpful"]
+    rows = []
     for name in results["models"]:
-        cells = [md_escape(name)]
+        cells = [name]
         for axis in ("harmless", "helpful"):
             lo, hi = elo[axis]["ci95"][name]
             cells.append(f"{elo[axis]['elo'][name]:+.0f} [{lo:+.0f}, {hi:+.0f}]")
@@ -47,8 +45,14 @@ def headline_table(results: dict) -> list[str]:
         cells += [_pct(m["refusal_harmful"]), _pct(m["over_refusal_helpful"]), f"{m['mean_words']:.0f}"]
         if has_pm:
             cells += [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in ("pm_harmful", "pm_helpful")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return header, rows
+
+
+def headline_table(results: dict) -> list[str]:
+    header, rows = headline_rows(results)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join([md_escape(r[0]), *r[1:]]) + " |" for r in rows]
 
 
 def _win_rates(results: dict, axis: str) -> list[str]:

@@ -67,6 +67,31 @@ class Comparison:
     b: str
 
 
+#: content-free stand-ins for a conversation and its options (Zhao et al. 2021)
+CONTENT_FREE = ["N/A", "", "[MASK]"]
+
+
+def content_free_prior(engine: Engine, principles: list[str], prefix: str = "") -> dict[str, float]:
+    """The feedback model's P(A) per principle when neither option says anything.
+
+    "Calibrate Before Use" (Zhao et al. 2021) shows that a model's answer prior shows up
+    on content-free inputs; dividing it out removes a fixed preference for one letter at
+    the cost of a few extra scorings per principle, not a second order per question.
+    """
+    unique = list(dict.fromkeys(principles))
+    items = [Comparison([{"role": "user", "content": cf}], pr, cf, cf) for pr in unique for cf in CONTENT_FREE]
+    probs, _ = judge(engine, items, prefix)
+    k = len(CONTENT_FREE)
+    return {pr: sum(probs[i * k : (i + 1) * k]) / k for i, pr in enumerate(unique)}
+
+
+def calibrated(p_a: float, prior_a: float) -> float:
+    """P(A) with the prior divided out: q_A ~ p_A / prior_A, q_B ~ p_B / prior_B, renormalised."""
+    prior_a = min(max(prior_a, 1e-6), 1 - 1e-6)
+    qa, qb = p_a / prior_a, (1 - p_a) / (1 - prior_a)
+    return qa / (qa + qb)
+
+
 def judge(
     engine: Engine,
     items: list[Comparison],
@@ -74,11 +99,13 @@ def judge(
     cot: bool = False,
     clamp: tuple[float, float] = (0.4, 0.6),
     max_new_tokens: int = 200,
+    prior: dict[str, float] | None = None,
 ) -> tuple[list[float], list[str | None]]:
     """P(A) for each comparison, all scored in one batched call; and the reasoning under ``cot``.
 
     Chain-of-thought probabilities are clamped, as in the paper: the reasoning makes the
     model overconfident, and clamped labels train a better preference model (section 4.1).
+    ``prior`` (from `content_free_prior`) calibrates each answer by its principle's prior.
     """
     questions = [question(c.messages, c.principle, c.a, c.b) for c in items]
     reasoning: list[str | None] = [None] * len(items)
@@ -90,6 +117,8 @@ def judge(
         questions = [f"{q}{COT_CUE} {r}\n\n" for q, r in zip(questions, reasoning)]
     scores = engine.choice_logprobs([prefix + q + ANSWER for q in questions], CHOICES)
     probs = [letter_probability(a, b) for a, b in scores]
+    if prior is not None:
+        probs = [calibrated(p, prior[c.principle]) for p, c in zip(probs, items)]
     if cot:
         lo, hi = clamp
         probs = [min(max(p, lo), hi) for p in probs]

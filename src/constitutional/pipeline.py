@@ -22,12 +22,15 @@ from rich.console import Console
 
 from constitutional import constitution as constitution_lib
 from constitutional.engines import parse_model_ref
+from constitutional.errors import UserError
 from constitutional.pipeline_config import PipelineConfig
 from constitutional.records import file_hash, write_atomic
 from constitutional.stages.critique import CritiqueOptions, run_critique
 from constitutional.stages.dpo import DPOOptions, run_dpo
 from constitutional.stages.evaluate import EvaluateOptions, run_evaluate
+from constitutional.stages.gate import GateOptions, run_gate
 from constitutional.stages.label import LabelOptions, run_label
+from constitutional.stages.revision_pairs import RevisionPairsOptions, run_revision_pairs
 from constitutional.stages.reward import PMOptions, run_train_pm
 from constitutional.stages.rl import RLOptions, run_rl
 from constitutional.stages.sample import SampleOptions, run_sample
@@ -59,7 +62,9 @@ def _outside_fingerprint(ref: str) -> str:
     return ref  # a preset, a built-in prompt set, an embedded model or a hub id: the name is the identity
 
 
-def plan(config: PipelineConfig) -> list[Step]:
+def plan(config: PipelineConfig, route: str = "feedback") -> list[Step]:
+    """The stages in order. ``route`` is how preferences are made: "feedback" (sample, then
+    label with the feedback model) or "revisions" (from the critique records, no judge)."""
     root = Path(config.out)
     data, models = root / "data", root / "models"
     policy = config.models.policy
@@ -109,27 +114,59 @@ def plan(config: PipelineConfig) -> list[Step]:
             outside=[policy],
             output=sl_cai,
         ),
-        Step(
-            "sample",
-            opts(SampleOptions, "sample", prompts=p.red_team, model=str(sl_cai), out=pairs, **batch),
-            run_sample,
-            needs=["sft"],
-            outside=[p.red_team],
-            output=pairs,
-        ),
-        Step(
-            "label",
-            opts(LabelOptions, "label", pairs=pairs, constitution=const, model=feedback, out=prefs, **batch),
-            run_label,
-            needs=["sample"],
-            outside=[const, feedback],
-            output=prefs,
-        ),
+    ]
+    gate = [] if config.feedback.gate == 0 else ["gate"]
+    if gate:
+        ask = {k: v for k, v in s.get("label", {}).items() if k in ("debias", "calibrate", "few_shot", "cot")}
+        gate_opts = GateOptions(
+            model=feedback,
+            constitution=const,
+            n=config.feedback.gate,
+            min_accuracy=config.feedback.min_accuracy,
+            out=data / "gate.json",
+            seed=config.seed,
+            threads=config.engine.threads,
+            **batch,
+            **ask,
+        )
+        steps.append(Step("gate", gate_opts, run_gate, outside=[const, feedback], output=data / "gate.json"))
+    if route == "feedback":
+        prefs_step = "label"
+        steps += [
+            Step(
+                "sample",
+                opts(SampleOptions, "sample", prompts=p.red_team, model=str(sl_cai), out=pairs, **batch),
+                run_sample,
+                needs=["sft"],
+                outside=[p.red_team],
+                output=pairs,
+            ),
+            Step(
+                "label",
+                opts(LabelOptions, "label", pairs=pairs, constitution=const, model=feedback, out=prefs, **batch),
+                run_label,
+                needs=["sample", *gate],
+                outside=[const, feedback],
+                output=prefs,
+            ),
+        ]
+    else:
+        prefs_step = "revision_pairs"
+        steps.append(
+            Step(
+                "revision_pairs",
+                RevisionPairsOptions(data=sl, out=prefs, **s.get("revision_pairs", {})),
+                run_revision_pairs,
+                needs=["critique", *gate],
+                output=prefs,
+            )
+        )
+    steps += [
         Step(
             "train_pm",
             opts(PMOptions, "train_pm", data=prefs, model=policy, out=pm),
             run_train_pm,
-            needs=["label"],
+            needs=[prefs_step],
             outside=[policy],
             output=pm,
         ),
@@ -150,7 +187,7 @@ def plan(config: PipelineConfig) -> list[Step]:
         final_name = "rl-cai"
     else:
         final = opts(DPOOptions, "dpo", data=prefs, model=str(sl_cai), out=rl_cai)
-        steps.append(Step("dpo", final, run_dpo, needs=["sft", "label"], output=rl_cai))
+        steps.append(Step("dpo", final, run_dpo, needs=["sft", prefs_step], output=rl_cai))
         final_name = "dpo-cai"
     scored = data / "sl.scored.jsonl"
     steps.append(
@@ -203,8 +240,28 @@ def _manifest(root: Path, name: str) -> Path:
     return root / "manifests" / f"{name}.json"
 
 
-def _notes(records: dict[str, dict], config: PipelineConfig) -> list[dict]:
-    """Report sections about how the run went: each stage's status, time and key figures."""
+def decide_route(config: PipelineConfig, gate: dict | None) -> tuple[str, str]:
+    """How preferences are made, and why, from the gate's verdict and the config's fallback."""
+    if gate is None:
+        return "feedback", "no feedback gate configured (feedback.gate: 0)"
+    if gate["passed"]:
+        return "feedback", f"the gate passed: {gate['reason']}"
+    fallback = config.feedback.fallback
+    if fallback == "stop":
+        raise UserError(
+            f"feedback gate failed: {gate['reason']}. The run stops here (feedback.fallback: stop); "
+            "set feedback.fallback to revisions or continue, or use a stronger models.feedback"
+        )
+    if fallback == "revisions":
+        return "revisions", (
+            f"the gate failed ({gate['reason']}), so preferences come from the critique stage "
+            "instead (final revision over initial answer; feedback.fallback: revisions)"
+        )
+    return "feedback", f"the gate failed ({gate['reason']}), but feedback.fallback is continue: labels used anyway"
+
+
+def _notes(records: dict[str, dict], config: PipelineConfig, gate: dict | None, why: str) -> list[dict]:
+    """Report sections about how the run went: the feedback path, each stage's time and figures."""
     rows = ["| stage | this run | seconds | figures |", "|---|---|---|---|"]
     for name, rec in records.items():
         figures = ", ".join(
@@ -213,28 +270,41 @@ def _notes(records: dict[str, dict], config: PipelineConfig) -> list[dict]:
             if isinstance(v, int | float) and not isinstance(v, bool)
         )
         rows.append(f"| {name} | {rec['this_run']} | {rec.get('seconds', 0):.0f} | {figures} |")
+    feedback = f"**Path taken:** {why}."
+    if gate is not None:
+        lo, hi = gate["ci95"]
+        feedback = (
+            f"Feedback model `{gate['model']}` on {gate['n']} of the paper's HHH comparisons, asked as `label` "
+            f"asks: accuracy **{gate['accuracy']:.1%}** (95% CI {lo:.1%} to {hi:.1%}); "
+            f"required: interval above 50% and accuracy at least {config.feedback.min_accuracy:.0%}. " + feedback
+        )
     return [
+        {"title": "AI feedback", "body": feedback},
         {
             "title": "Pipeline",
             "body": f"Constitution `{config.constitution}`, policy `{config.models.policy}`, "
             f"feedback `{config.models.feedback or config.models.policy}`, optimiser `{config.optimize}`.\n\n"
             + "\n".join(rows),
-        }
+        },
     ]
 
 
 def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict:
-    """Run every stage in order; returns {stage: manifest} and the evaluation results."""
+    """Run every stage in order; returns {stage: manifest}, the evaluation results and the route."""
     console = console or Console()
     root = Path(config.out)
-    steps = plan(config)
     keys: dict[str, str] = {}
     records: dict[str, dict] = {}
     results: dict = {}
     constitution_lib.load(config.constitution)  # fail on a bad constitution before any work
     for ref in {config.models.policy, config.models.feedback or "", config.models.judge or ""} - {""}:
         parse_model_ref(ref)
-    for step in steps:
+    gate, (route, why) = None, decide_route(config, None)
+    steps = plan(config, route)
+    i = 0
+    while i < len(steps):
+        step = steps[i]
+        i += 1
         key = keys[step.name] = _key(step, keys, root)
         path = _manifest(root, step.name)
         prev = json.loads(path.read_text()) if path.exists() else None
@@ -242,22 +312,26 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
         if same and prev.get("status") == "complete" and (step.output is None or step.output.exists()):
             console.print(f"[dim]{step.name}: up to date, skipped[/dim]")
             records[step.name] = {**prev, "this_run": "skipped"}
-            continue
-        if step.name == "evaluate":
-            step.options = replace(step.options, notes=_notes(records, config))
-        options = replace(step.options, resume=same) if hasattr(step.options, "resume") else step.options
-        state = {"stage": step.name, "key": key, "status": "running", "options": asdict(step.options)}
-        write_atomic(path, json.dumps(state, indent=2, default=str) + "\n")
-        console.rule(f"{step.name}" + (" (resuming)" if same else ""))
-        start = time.perf_counter()
-        out = step.run(options)
-        seconds = time.perf_counter() - start
-        stats = out if step.name != "evaluate" else {"report": str(root / "report" / "report.md")}
-        if step.name == "evaluate":
-            results = out
-        state |= {"status": "complete", "seconds": seconds, "stats": stats}
-        write_atomic(path, json.dumps(state, indent=2, default=str) + "\n")
-        records[step.name] = {**state, "this_run": "resumed" if same else "ran"}
+        else:
+            if step.name == "evaluate":
+                step.options = replace(step.options, notes=_notes(records, config, gate, why))
+            options = replace(step.options, resume=same) if hasattr(step.options, "resume") else step.options
+            state = {"stage": step.name, "key": key, "status": "running", "options": asdict(step.options)}
+            write_atomic(path, json.dumps(state, indent=2, default=str) + "\n")
+            console.rule(f"{step.name}" + (" (resuming)" if same else ""))
+            start = time.perf_counter()
+            out = step.run(options)
+            seconds = time.perf_counter() - start
+            if step.name == "evaluate":
+                results, out = out, {"report": str(root / "report" / "report.md")}
+            state |= {"status": "complete", "seconds": seconds, "stats": out}
+            write_atomic(path, json.dumps(state, indent=2, default=str) + "\n")
+            records[step.name] = {**state, "this_run": "resumed" if same else "ran"}
+        if step.name == "gate":
+            gate = json.loads(step.output.read_text())
+            route, why = decide_route(config, gate)
+            console.print(f"feedback path: {why}")
+            steps = plan(config, route)
     if not results:
         results = json.loads((root / "report" / "results.json").read_text())
-    return {"stages": records, "results": results, "report": root / "report" / "report.md"}
+    return {"stages": records, "results": results, "report": root / "report" / "report.md", "route": route, "why": why}

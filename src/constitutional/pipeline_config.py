@@ -22,6 +22,7 @@ from constitutional.stages.critique import CritiqueOptions
 from constitutional.stages.dpo import DPOOptions
 from constitutional.stages.evaluate import EvaluateOptions
 from constitutional.stages.label import LabelOptions
+from constitutional.stages.revision_pairs import RevisionPairsOptions
 from constitutional.stages.reward import PMOptions
 from constitutional.stages.rl import RLOptions
 from constitutional.stages.sample import SampleOptions
@@ -33,7 +34,8 @@ STAGES: dict[str, tuple[type, set[str]]] = {
     "helpful": (CritiqueOptions, {"prompts", "constitution", "model", "out", "resume", "threads", "revisions"}),
     "sft": (SFTOptions, {"data", "model", "out", "mix", "resume", "threads"}),
     "sample": (SampleOptions, {"prompts", "model", "out", "resume", "threads"}),
-    "label": (LabelOptions, {"pairs", "constitution", "model", "out", "resume", "threads"}),
+    "label": (LabelOptions, {"pairs", "constitution", "model", "out", "resume", "threads", "gate", "min_accuracy"}),
+    "revision_pairs": (RevisionPairsOptions, {"data", "out", "resume"}),
     "train_pm": (PMOptions, {"data", "model", "out", "mix", "resume", "threads"}),
     "rl": (RLOptions, {"policy", "reward_model", "out", "prompts", "helpful_prompts", "resume", "threads"}),
     "dpo": (DPOOptions, {"data", "model", "out", "resume", "threads"}),
@@ -71,6 +73,9 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "bootstrap": (0, None),
     "lora_r": (1, None),
     "grad_accum": (1, None),
+    "p_chosen": (0.5000001, 1),
+    "gate": (0, None),
+    "min_accuracy": (0, 1),
 }
 
 
@@ -91,6 +96,15 @@ class Prompts(_Strict):
     eval_helpful: str = "helpful:test"
 
 
+class Feedback(_Strict):
+    """The quality gate on the feedback model, and what to do when it is near chance."""
+
+    gate: int = 100  # HHH comparisons to score first; 0 turns the gate off
+    min_accuracy: float = 0.5
+    # stop: end the run; revisions: train on revision preferences instead; continue: label anyway
+    fallback: Literal["stop", "revisions", "continue"] = "revisions"
+
+
 class Engine(_Strict):
     batch_size: int = 16
     threads: int | None = None
@@ -104,6 +118,7 @@ class PipelineConfig(_Strict):
     models: Models = Models()
     prompts: Prompts = Prompts()
     engine: Engine = Engine()
+    feedback: Feedback = Feedback()
     stages: dict[str, dict[str, Any]] = {}
 
 
@@ -164,6 +179,12 @@ def parse_config(data: Any, source: str, base: Path = Path()) -> PipelineConfig:
         raise UserError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from None
     for name, section in config.stages.items():
         _check_stage(source, name, section)
+    for key in ("gate", "min_accuracy"):
+        lo, hi = RANGES[key]
+        value = getattr(config.feedback, key)
+        if value < lo or (hi is not None and value > hi):
+            span = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
+            raise UserError(f"{source}: feedback.{key}: must be {span}, got {value}")
     if config.optimize == "rl" and "dpo" in config.stages:
         raise UserError(f"{source}: stages.dpo: set optimize: dpo to use it (optimize is rl)")
     if config.optimize == "dpo" and "rl" in config.stages:

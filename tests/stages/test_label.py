@@ -21,6 +21,7 @@ def pairs_file(tmp_path, n=4):
 
 
 def label(tmp_path, engine, **kw):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     opts = LabelOptions(pairs=pairs_file(tmp_path), out=tmp_path / "prefs.jsonl", few_shot=1, **kw)
     stats = run_label(opts, engine)
     return read_records(opts.out), stats
@@ -110,3 +111,12 @@ def test_labels_train_with_trl_dpo_and_the_soft_label_pm(tmp_path, tiny_engine, 
         )
     )
     assert stats["train_pairs"] == 3 and stats["eval_pairs"] == 1
+
+
+def test_calibrate_and_gate_change_labels_and_report_the_gate(tmp_path, tiny_engine):
+    plain, _ = label(tmp_path / "a", tiny_engine, principles=1)
+    cal, stats = label(tmp_path / "b", tiny_engine, principles=1, calibrate=True, gate=6)
+    assert 0 < stats["mean_prior_a"] < 1
+    assert [r["votes"][0]["p_a"] for r in plain] != [r["votes"][0]["p_a"] for r in cal]
+    gate = stats["gate"]
+    assert gate["n"] == 6 and gate["method"]["calibrate"] is True and isinstance(gate["passed"], bool)

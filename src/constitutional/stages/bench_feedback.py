@@ -14,18 +14,32 @@ from constitutional import constitution as constitution_lib
 from constitutional.constitution import Constitution
 from constitutional.engines import DEFAULT_MODEL, Engine, load_engine
 from constitutional.errors import UserError
-from constitutional.feedback import Comparison, few_shot_block, judge
+from constitutional.feedback import Comparison, content_free_prior, few_shot_block, judge
 from constitutional.hhh import HHH_PRINCIPLE, HHHItem, load_hhh
 from constitutional.progress import stage_progress
 from constitutional.report import accuracy_bars
 from constitutional.stats import wilson_interval
 
-SETTINGS = {
-    "single": "one principle (the HHH instruction), options in the paper's order",
-    "debias": "one principle, both option orders averaged",
-    "ensemble": "K constitution principles averaged, paper's order",
-    "ensemble-debias": "K constitution principles, both orders",
-    "cot": "chain of thought with the CoT few-shot examples, clamped",
+
+@dataclass(frozen=True)
+class Method:
+    """How the feedback model is asked; `label`, the gate and every setting here share it."""
+
+    ensemble: bool = False  # K constitution principles instead of the HHH instruction
+    debias: bool = False  # both option orders, averaged
+    calibrate: bool = False  # divide out the content-free prior (Zhao et al. 2021)
+    few_shot: int | None = 0  # worked comparisons first (None: all of them)
+    cot: bool = False  # chain of thought, clamped
+
+
+SETTINGS: dict[str, tuple[Method, str]] = {
+    "single": (Method(), "the HHH instruction, options in the paper's order, zero-shot"),
+    "debias": (Method(debias=True), "as single, both option orders averaged"),
+    "calibrate": (Method(calibrate=True), "as single, content-free prior divided out (Zhao et al. 2021)"),
+    "few-shot": (Method(few_shot=None), "as single, after the constitution's worked comparisons"),
+    "ensemble": (Method(ensemble=True), "K constitution principles averaged, paper's order"),
+    "ensemble-debias": (Method(ensemble=True, debias=True), "K constitution principles, both orders"),
+    "cot": (Method(cot=True, few_shot=None), "chain of thought after the CoT worked examples, clamped"),
 }
 
 
@@ -42,40 +56,38 @@ class BenchOptions:
     threads: int | None = None
 
 
-def _score(engine: Engine, items: list[HHHItem], principles: list[str], debias: bool, prefix: str, cot: bool):
-    """Per item, P(correct): the mean over principles (and orders) of the correct option's probability."""
+def hhh_accuracy(
+    engine: Engine, items: list[HHHItem], method: Method, constitution: Constitution, principles: int, seed: int
+) -> dict:
+    """Accuracy of ``method`` on HHH items: an item counts as right when P(correct) > 0.5."""
+    if method.ensemble:
+        pool = [p.comparison for p in constitution.principles]
+        drawn = [random.Random(f"{seed}:{n}").choices(pool, k=principles) for n in range(len(items))]
+    else:
+        drawn = [[HHH_PRINCIPLE]] * len(items)
+    prefix = few_shot_block(constitution.few_shot.comparison[: method.few_shot], cot=method.cot)
+    prior = content_free_prior(engine, [p for ps in drawn for p in ps], prefix) if method.calibrate else None
     questions, owner = [], []
     for n, it in enumerate(items):
-        for pr in principles[n]:
+        for pr in drawn[n]:
             questions.append((Comparison(it.messages, pr, it.a, it.b), it.correct == "A"))
             owner.append(n)
-            if debias:
+            if method.debias:
                 questions.append((Comparison(it.messages, pr, it.b, it.a), it.correct == "B"))
                 owner.append(n)
-    probs, _ = judge(engine, [q for q, _ in questions], prefix, cot=cot)
+    probs, _ = judge(engine, [q for q, _ in questions], prefix, cot=method.cot, prior=prior)
     sums, counts = [0.0] * len(items), [0] * len(items)
     for n, p_a, (_, a_is_right) in zip(owner, probs, questions):
         sums[n] += p_a if a_is_right else 1 - p_a
         counts[n] += 1
-    return [s / c for s, c in zip(sums, counts)]
-
-
-def _run_setting(
-    engine: Engine, setting: str, items: list[HHHItem], drawn: list[list[str]], constitution: Constitution
-) -> dict:
-    cot = setting == "cot"
-    prefix = few_shot_block(constitution.few_shot.comparison, cot=True) if cot else ""
-    principles = drawn if setting.startswith("ensemble") else [[HHH_PRINCIPLE]] * len(items)
-    p_correct = _score(engine, items, principles, setting.endswith("debias"), prefix, cot)
+    p_correct = [s / c for s, c in zip(sums, counts)]
     correct = sum(1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0 for p in p_correct)
     lo, hi = wilson_interval(correct, len(items))
     return {
-        "setting": setting,
         "n": len(items),
         "accuracy": correct / len(items),
         "ci95": [lo, hi],
         "mean_p_correct": sum(p_correct) / len(items),
-        "description": SETTINGS[setting],
     }
 
 
@@ -86,14 +98,14 @@ def run_bench_feedback(opts: BenchOptions, engine: Engine | None = None) -> list
     constitution = constitution_lib.load(opts.constitution)
     items = load_hhh(opts.limit)
     engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads)
-    pool = [p.comparison for p in constitution.principles]
-    drawn = [random.Random(f"{opts.seed}:{n}").choices(pool, k=opts.principles) for n in range(len(items))]
     rows = []
     with stage_progress() as bar:
         task = bar.add_task("bench-feedback", total=len(opts.settings))
         for setting in opts.settings:
             bar.update(task, description=f"bench-feedback: {setting}")
-            rows.append(_run_setting(engine, setting, items, drawn, constitution))
+            method, description = SETTINGS[setting]
+            result = hhh_accuracy(engine, items, method, constitution, opts.principles, opts.seed)
+            rows.append({"setting": setting, **result, "description": description})
             bar.advance(task)
     accuracy_bars(
         opts.out / "feedback_accuracy.png",

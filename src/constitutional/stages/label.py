@@ -15,9 +15,10 @@ from pathlib import Path
 from constitutional import constitution as constitution_lib
 from constitutional.engines import DEFAULT_MODEL, Engine, load_engine
 from constitutional.errors import UserError
-from constitutional.feedback import Comparison, few_shot_block, judge
+from constitutional.feedback import Comparison, content_free_prior, few_shot_block, judge
 from constitutional.progress import stage_progress
 from constitutional.records import RecordWriter, batched, read_records, write_manifest
+from constitutional.stages.gate import GateOptions, run_gate
 
 
 @dataclass
@@ -28,6 +29,7 @@ class LabelOptions:
     out: Path = Path("prefs.jsonl")
     principles: int = 4
     debias: bool = False
+    calibrate: bool = False
     cot: bool = False
     clamp: tuple[float, float] = (0.4, 0.6)
     few_shot: int | None = None
@@ -38,9 +40,13 @@ class LabelOptions:
     limit: int | None = None
     resume: bool = True
     threads: int | None = None
+    gate: int | None = None  # first score this many HHH comparisons, and warn if near chance
+    min_accuracy: float = 0.5
 
 
-def label_records(engine: Engine, records: list[dict], opts: LabelOptions, prefix: str, pool: list) -> list[dict]:
+def label_records(
+    engine: Engine, records: list[dict], opts: LabelOptions, prefix: str, pool: list, prior: dict | None = None
+) -> list[dict]:
     """Label a batch of pair records; every (pair, principle, order) question goes in one call."""
     items, where = [], []
     for n, rec in enumerate(records):
@@ -52,7 +58,7 @@ def label_records(engine: Engine, records: list[dict], opts: LabelOptions, prefi
                 a, b = (first, second) if order == "ab" else (second, first)
                 items.append(Comparison(rec["prompt"], principle.comparison, a, b))
                 where.append((n, principle.id, order))
-    probs, reasoning = judge(engine, items, prefix, opts.cot, opts.clamp, opts.max_new_tokens)
+    probs, reasoning = judge(engine, items, prefix, opts.cot, opts.clamp, opts.max_new_tokens, prior)
     votes: list[list[dict]] = [[] for _ in records]
     for (n, pid, order), p_a, why in zip(where, probs, reasoning):
         # p_first: probability that the record's first response is the better one.
@@ -96,6 +102,8 @@ def run_label(opts: LabelOptions, engine: Engine | None = None) -> dict:
     lo, hi = opts.clamp
     if not 0.0 <= lo <= hi <= 1.0:
         raise UserError(f"--clamp must be LO,HI with 0 <= LO <= HI <= 1, got {lo},{hi}")
+    if opts.calibrate and opts.cot:
+        raise UserError("--calibrate and --cot do not combine: the prior is measured without reasoning")
     constitution = constitution_lib.load(opts.constitution)
     pairs = read_records(opts.pairs)[: opts.limit]
     for n, rec in enumerate(pairs, 1):
@@ -107,14 +115,39 @@ def run_label(opts: LabelOptions, engine: Engine | None = None) -> dict:
     with RecordWriter(opts.out, resume=opts.resume) as writer:
         todo = [r for r in pairs if r["id"] not in writer.done]
         write_manifest(opts.out, **info, status="running")
-        if todo:
+        if todo or opts.gate:
             engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads)
+        gate = None
+        if opts.gate:
+            gate = run_gate(
+                GateOptions(
+                    model=opts.model,
+                    constitution=opts.constitution,
+                    n=opts.gate,
+                    min_accuracy=opts.min_accuracy,
+                    debias=opts.debias,
+                    calibrate=opts.calibrate,
+                    few_shot=opts.few_shot,
+                    cot=opts.cot,
+                    seed=opts.seed,
+                ),
+                engine,
+            )
+        prior = None
+        if opts.calibrate and todo:
+            prior = content_free_prior(engine, [p.comparison for p in constitution.principles], prefix)
         with stage_progress() as bar:
             task = bar.add_task("label", total=len(pairs), completed=len(pairs) - len(todo))
             for chunk in batched(todo, opts.chunk):
-                writer.write(label_records(engine, chunk, opts, prefix, constitution.principles))
+                writer.write(label_records(engine, chunk, opts, prefix, constitution.principles, prior))
                 bar.advance(task, len(chunk))
     labelled = read_records(opts.out)
-    stats = {"records": len(labelled), "new": len(todo), "order_disagreement": order_disagreement(labelled)}
+    stats = {
+        "records": len(labelled),
+        "new": len(todo),
+        "order_disagreement": order_disagreement(labelled),
+        "gate": gate,
+        "mean_prior_a": sum(prior.values()) / len(prior) if prior else None,
+    }
     write_manifest(opts.out, **info, status="complete", stats=stats)
     return stats
