@@ -45,7 +45,7 @@ def main() -> None:
     constitution = constitution_lib.load(opts.constitution)
     start = time.perf_counter()
     sequential_records = [
-        _run_chunk(sequential, [p], constitution, opts)[0] for p in load_prompts(opts.prompts, args.prompts)
+        _run_chunk(sequential, [p], constitution, opts)[0][0] for p in load_prompts(opts.prompts, args.prompts)
     ]
     seq_seconds = time.perf_counter() - start
 

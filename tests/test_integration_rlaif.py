@@ -10,11 +10,10 @@ from constitutional.records import read_records
 pytestmark = pytest.mark.slow
 
 
-def cai(*args: str) -> None:
-    r = subprocess.run(
-        [sys.executable, "-c", "from constitutional.cli import main; main()", *args], capture_output=True, text=True
-    )
+def cai(*args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "constitutional", *args], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+    return " ".join((r.stdout + r.stderr).split())
 
 
 def test_embedded_model_through_the_rlaif_data_stages(tmp_path):
@@ -22,7 +21,8 @@ def test_embedded_model_through_the_rlaif_data_stages(tmp_path):
     cai("critique", "--limit", "4", "--revisions", "1", "--max-new-tokens", "32", "--out", str(sl))
     cai("sft", "--data", str(sl), "--out", str(tmp_path / "sl-cai"), "--batch-size", "2", "--max-length", "512")
     cai("sample", "--model", str(tmp_path / "sl-cai"), "--limit", "6", "--max-new-tokens", "32", "--out", str(pairs))
-    cai("label", "--pairs", str(pairs), "--principles", "2", "--debias", "--out", str(prefs))
+    said = cai("label", "--pairs", str(pairs), "--principles", "2", "--debias", "--gate", "20", "--out", str(prefs))
+    assert "feedback gate" in said and "on 20 HHH comparisons" in said
     cai(
         "train-pm",
         "--data",

@@ -29,6 +29,19 @@ err_console = Console(stderr=True)
 
 Model = Annotated[str, typer.Option("--model", "-m", help="embedded:NAME, a folder, a hub id, or openai:MODEL@URL")]
 Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads")]
+Concurrency = Annotated[int, typer.Option(min=1, help="requests in flight to an openai: server")]
+RayAddress = Annotated[
+    str | None, typer.Option("--ray", help="shard over Ray: 'local' starts one here; 'auto' or ray://HOST:PORT joins")
+]
+Replicas = Annotated[int, typer.Option(min=1, help="engine replicas under --ray")]
+ReplicaCPUs = Annotated[float, typer.Option(min=0.0, help="CPUs per replica under --ray")]
+ReplicaGPUs = Annotated[float, typer.Option(min=0.0, help="GPUs per replica under --ray")]
+
+
+def _ray(address: str | None, replicas: int, cpus: float, gpus: float):
+    from constitutional.scaleout import RayOptions
+
+    return RayOptions(address, replicas, cpus, gpus) if address else None
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -89,6 +102,11 @@ def critique(
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
     threads: Threads = None,
+    concurrency: Concurrency = 8,
+    ray: RayAddress = None,
+    replicas: Replicas = 2,
+    cpus_per_replica: ReplicaCPUs = 1.0,
+    gpus_per_replica: ReplicaGPUs = 0.0,
 ) -> None:
     """SL-CAI data: initial answers, then N critique/revision rounds against sampled principles."""
     from constitutional.stages.critique import CritiqueOptions, run_critique
@@ -112,6 +130,8 @@ def critique(
         limit=limit,
         resume=resume,
         threads=threads,
+        concurrency=concurrency,
+        ray=_ray(ray, replicas, cpus_per_replica, gpus_per_replica),
     )
     stats = run_critique(opts)
     console.print(
@@ -135,6 +155,11 @@ def sample(
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
     threads: Threads = None,
+    concurrency: Concurrency = 8,
+    ray: RayAddress = None,
+    replicas: Replicas = 2,
+    cpus_per_replica: ReplicaCPUs = 1.0,
+    gpus_per_replica: ReplicaGPUs = 0.0,
 ) -> None:
     """Draw N answers per prompt from a model: the pairs that AI feedback compares."""
     from constitutional.stages.sample import SampleOptions, run_sample
@@ -154,6 +179,8 @@ def sample(
             limit=limit,
             resume=resume,
             threads=threads,
+            concurrency=concurrency,
+            ray=_ray(ray, replicas, cpus_per_replica, gpus_per_replica),
         )
     )
     console.print(f"{out}: {stats['records']} records ({stats['new']} new) in {stats['seconds']:.1f}s")
@@ -184,10 +211,15 @@ def label(
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
     gate: Annotated[
-        int | None, typer.Option(min=1, help="first check the method on N HHH comparisons (100 is a good N)")
-    ] = None,
+        int, typer.Option(min=0, help="first check the method on N HHH comparisons, warn if near chance; 0: off")
+    ] = 100,
     min_accuracy: Annotated[float, typer.Option(min=0.0, max=1.0, help="the gate's required accuracy")] = 0.5,
     threads: Threads = None,
+    concurrency: Concurrency = 8,
+    ray: RayAddress = None,
+    replicas: Replicas = 2,
+    cpus_per_replica: ReplicaCPUs = 1.0,
+    gpus_per_replica: ReplicaGPUs = 0.0,
 ) -> None:
     """AI feedback: soft preference labels from (A)/(B) log-probs, ensembled over principles."""
     from constitutional.stages.label import LabelOptions, run_label
@@ -211,6 +243,8 @@ def label(
             gate=gate,
             min_accuracy=min_accuracy,
             threads=threads,
+            concurrency=concurrency,
+            ray=_ray(ray, replicas, cpus_per_replica, gpus_per_replica),
         )
     )
     if stats["gate"] is not None:
@@ -258,6 +292,7 @@ def bench_feedback(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     out: Annotated[Path, typer.Option(help="folder for the table and the chart")] = Path("bench-feedback"),
     threads: Threads = None,
+    concurrency: Concurrency = 8,
 ) -> None:
     """Accuracy of the feedback method on the paper's 438 HHH comparisons, per setting."""
     import json
@@ -275,6 +310,7 @@ def bench_feedback(
             batch_size=batch_size,
             out=out,
             threads=threads,
+            concurrency=concurrency,
         )
     )
     table = Table(title=f"feedback accuracy, {model}")
@@ -496,6 +532,11 @@ def evaluate(
     seed: int = 0,
     resume: Annotated[bool, typer.Option("--resume/--no-resume")] = True,
     threads: Threads = None,
+    concurrency: Concurrency = 8,
+    ray: RayAddress = None,
+    replicas: Replicas = 2,
+    cpus_per_replica: ReplicaCPUs = 1.0,
+    gpus_per_replica: ReplicaGPUs = 0.0,
 ) -> None:
     """Head to head: answers, a judge in both orders, Elo with intervals, refusal rates, report/."""
     from constitutional.stages.evaluate import EvaluateOptions, parse_models, run_evaluate
@@ -518,6 +559,8 @@ def evaluate(
             seed=seed,
             resume=resume,
             threads=threads,
+            concurrency=concurrency,
+            ray=_ray(ray, replicas, cpus_per_replica, gpus_per_replica),
         )
     )
     _print_headline(results)

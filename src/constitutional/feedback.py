@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass
 
 from constitutional.constitution import ComparisonExample
-from constitutional.engines import Engine, SamplingParams
+from constitutional.engines import Engine, Failure, SamplingParams, chat_alive
+from constitutional.errors import UserError
 from constitutional.messages import Conversation
 
 ANSWER = "The answer is: ("
@@ -80,7 +81,7 @@ def content_free_prior(engine: Engine, principles: list[str], prefix: str = "") 
     """
     unique = list(dict.fromkeys(principles))
     items = [Comparison([{"role": "user", "content": cf}], pr, cf, cf) for pr in unique for cf in CONTENT_FREE]
-    probs, _ = judge(engine, items, prefix)
+    probs = require_all(judge(engine, items, prefix)[0], "content-free calibration")
     k = len(CONTENT_FREE)
     return {pr: sum(probs[i * k : (i + 1) * k]) / k for i, pr in enumerate(unique)}
 
@@ -100,8 +101,10 @@ def judge(
     clamp: tuple[float, float] = (0.4, 0.6),
     max_new_tokens: int = 200,
     prior: dict[str, float] | None = None,
-) -> tuple[list[float], list[str | None]]:
+) -> tuple[list[float | Failure], list[str | None]]:
     """P(A) for each comparison, all scored in one batched call; and the reasoning under ``cot``.
+
+    A comparison whose request failed (remote engines) comes back as a `Failure`.
 
     Chain-of-thought probabilities are clamped, as in the paper: the reasoning makes the
     model overconfident, and clamped labels train a better preference model (section 4.1).
@@ -109,17 +112,36 @@ def judge(
     """
     questions = [question(c.messages, c.principle, c.a, c.b) for c in items]
     reasoning: list[str | None] = [None] * len(items)
+    failed: dict[int, str] = {}
     if cot:
-        reasoning = engine.chat(
+        reasoning = chat_alive(
+            engine,
             [[{"role": "user", "content": f"{q}{COT_CUE}"}] for q in questions],
             SamplingParams(max_new_tokens=max_new_tokens),
+            failed,
         )
         questions = [f"{q}{COT_CUE} {r}\n\n" for q, r in zip(questions, reasoning)]
-    scores = engine.choice_logprobs([prefix + q + ANSWER for q in questions], CHOICES)
-    probs = [letter_probability(a, b) for a, b in scores]
-    if prior is not None:
-        probs = [calibrated(p, prior[c.principle]) for p, c in zip(probs, items)]
-    if cot:
-        lo, hi = clamp
-        probs = [min(max(p, lo), hi) for p in probs]
+    live = [i for i in range(len(items)) if i not in failed]
+    scores = engine.choice_logprobs([prefix + questions[i] + ANSWER for i in live], CHOICES) if live else []
+    probs: list[float | Failure] = [0.0] * len(items)
+    for i, reason in failed.items():
+        probs[i] = Failure(reason)
+    for i, score in zip(live, scores):
+        if isinstance(score, Failure):
+            probs[i] = score
+            continue
+        p = letter_probability(*score)
+        if prior is not None:
+            p = calibrated(p, prior[items[i].principle])
+        if cot:
+            p = min(max(p, clamp[0]), clamp[1])
+        probs[i] = p
     return probs, reasoning
+
+
+def require_all(probs: list, what: str) -> list[float]:
+    """The probabilities, or one clear error if any request failed (for measurements, not data)."""
+    failures = [p for p in probs if isinstance(p, Failure)]
+    if failures:
+        raise UserError(f"{what}: {len(failures)} of {len(probs)} feedback requests failed, e.g. {failures[0].reason}")
+    return probs

@@ -38,7 +38,7 @@ from constitutional.stages.score import ScoreOptions, run_score
 from constitutional.stages.sft import SFTOptions, run_sft
 
 #: options that change how a stage runs, not what it produces
-_NOT_IN_KEY = {"resume", "threads", "notes"}
+_NOT_IN_KEY = {"resume", "threads", "notes", "concurrency", "ray"}
 
 
 @dataclass
@@ -71,9 +71,15 @@ def plan(config: PipelineConfig, route: str = "feedback") -> list[Step]:
     feedback = config.models.feedback or policy
     judge = config.models.judge or feedback
     common = {"seed": config.seed, "threads": config.engine.threads}
-    batch = {"batch_size": config.engine.batch_size}
+    batch = {"batch_size": config.engine.batch_size, "concurrency": config.engine.concurrency}
+    fleet = {"ray": config.engine.ray}
     s = config.stages
     p = config.prompts
+
+    def gen(ref: str) -> str:
+        """The reference generation stages use: through vLLM when engine.backend is vllm."""
+        plain = not ref.startswith(("vllm:", "openai:"))
+        return f"vllm:{ref}" if config.engine.backend == "vllm" and plain else ref
 
     def opts(cls, section: str, **wired):
         return cls(**(common | wired | s.get(section, {})))
@@ -85,7 +91,16 @@ def plan(config: PipelineConfig, route: str = "feedback") -> list[Step]:
     steps = [
         Step(
             "critique",
-            opts(CritiqueOptions, "critique", prompts=p.red_team, constitution=const, model=policy, out=sl, **batch),
+            opts(
+                CritiqueOptions,
+                "critique",
+                prompts=p.red_team,
+                constitution=const,
+                model=gen(policy),
+                out=sl,
+                **batch,
+                **fleet,
+            ),
             run_critique,
             outside=[p.red_team, const, policy],
             output=sl,
@@ -97,10 +112,11 @@ def plan(config: PipelineConfig, route: str = "feedback") -> list[Step]:
                 "helpful",
                 prompts=p.helpful,
                 constitution=const,
-                model=policy,
+                model=gen(policy),
                 out=helpful,
                 revisions=0,
                 **batch,
+                **fleet,
             ),
             run_critique,
             outside=[p.helpful, policy],
@@ -119,7 +135,7 @@ def plan(config: PipelineConfig, route: str = "feedback") -> list[Step]:
     if gate:
         ask = {k: v for k, v in s.get("label", {}).items() if k in ("debias", "calibrate", "few_shot", "cot")}
         gate_opts = GateOptions(
-            model=feedback,
+            model=gen(feedback),
             constitution=const,
             n=config.feedback.gate,
             min_accuracy=config.feedback.min_accuracy,
@@ -135,7 +151,7 @@ def plan(config: PipelineConfig, route: str = "feedback") -> list[Step]:
         steps += [
             Step(
                 "sample",
-                opts(SampleOptions, "sample", prompts=p.red_team, model=str(sl_cai), out=pairs, **batch),
+                opts(SampleOptions, "sample", prompts=p.red_team, model=gen(str(sl_cai)), out=pairs, **batch, **fleet),
                 run_sample,
                 needs=["sft"],
                 outside=[p.red_team],
@@ -143,7 +159,16 @@ def plan(config: PipelineConfig, route: str = "feedback") -> list[Step]:
             ),
             Step(
                 "label",
-                opts(LabelOptions, "label", pairs=pairs, constitution=const, model=feedback, out=prefs, **batch),
+                opts(
+                    LabelOptions,
+                    "label",
+                    pairs=pairs,
+                    constitution=const,
+                    model=gen(feedback),
+                    out=prefs,
+                    **batch,
+                    **fleet,
+                ),
                 run_label,
                 needs=["sample", *gate],
                 outside=[const, feedback],
@@ -205,16 +230,17 @@ def plan(config: PipelineConfig, route: str = "feedback") -> list[Step]:
             opts(
                 EvaluateOptions,
                 "evaluate",
-                models=[("base", policy), ("sl-cai", str(sl_cai)), (final_name, str(rl_cai))],
+                models=[("base", gen(policy)), ("sl-cai", gen(str(sl_cai))), (final_name, gen(str(rl_cai)))],
                 prompts=p.eval_red_team,
                 helpful_prompts=p.eval_helpful,
                 constitution=const,
-                judge=judge,
+                judge=gen(judge),
                 reward_model=str(pm),
                 out=data / "eval",
                 report=root / "report",
                 plots_from=[sl_cai, pm, rl_cai, data],
                 **batch,
+                **fleet,
             ),
             run_evaluate,
             needs=[st.name for st in steps],

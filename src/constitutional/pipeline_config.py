@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from constitutional.engines import DEFAULT_MODEL, parse_model_ref
 from constitutional.errors import UserError
 from constitutional.fileformats import load_structured
+from constitutional.scaleout import RayOptions
 from constitutional.stages.critique import CritiqueOptions
 from constitutional.stages.dpo import DPOOptions
 from constitutional.stages.evaluate import EvaluateOptions
@@ -106,8 +107,11 @@ class Feedback(_Strict):
 
 
 class Engine(_Strict):
+    backend: Literal["transformers", "vllm"] = "transformers"  # for every local or hub model that generates
     batch_size: int = 16
     threads: int | None = None
+    concurrency: int = 8  # requests in flight when a model is openai:MODEL@URL
+    ray: RayOptions | None = None  # shard the generation stages over Ray replicas
 
 
 class PipelineConfig(_Strict):

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -71,6 +72,7 @@ class RecordWriter:
             self.done = {r["id"] for r in read_records(path)}
         else:
             self.done = set()
+        self.failed_now: set[str] = set()
         self._file = path.open("a", encoding="utf-8")
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
@@ -85,6 +87,26 @@ class RecordWriter:
             os.fsync(self._file.fileno())
         except OSError as e:
             raise UserError(f"{self.path}: write failed ({e.strerror}); records already written are intact") from None
+
+    def fail(self, failures: Iterable[tuple[str, str]]) -> None:
+        """Log (id, reason) for records whose requests failed after their retries.
+
+        They go to ``FILE.failed.jsonl``, not the output, so a rerun (which skips only ids in
+        the output) retries exactly these.
+        """
+        failures = list(failures)
+        lines = [json.dumps({"id": rid, "reason": reason, "time": time.time()}) + "\n" for rid, reason in failures]
+        if not lines:
+            return
+        with self.failed_path.open("a", encoding="utf-8") as f:
+            f.write("".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
+        self.failed_now.update(rid for rid, _ in failures)
+
+    @property
+    def failed_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".failed.jsonl")
 
     def close(self) -> None:
         self._file.close()

@@ -80,6 +80,22 @@ def save_trained(model, tokenizer, out: Path, merge_lora: bool) -> None:
     tokenizer.save_pretrained(out)
 
 
+def save_from_trainer(trainer, tokenizer, out: Path, merge_lora: bool) -> bool:
+    """Save the trained model once, however training was launched; True on the writing rank.
+
+    Under DeepSpeed ZeRO-3 or FSDP the weights are sharded, so saving is collective: every
+    rank takes part in `Trainer.save_model`, which gathers them (LoRA adapters stay
+    adapters there). Otherwise only rank 0 writes, merging LoRA into a plain checkpoint.
+    """
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        trainer.save_model(str(out))
+        if trainer.is_world_process_zero():
+            tokenizer.save_pretrained(out)
+    elif trainer.is_world_process_zero():
+        save_trained(trainer.model, tokenizer, out, merge_lora)
+    return trainer.is_world_process_zero()
+
+
 def log_history_outputs(history: list[dict], out: Path, key: str, title: str) -> dict:
     """Write the trainer's per-step logs as CSV and plot ``key`` against the step."""
     rows = [h for h in history if key in h]

@@ -6,7 +6,10 @@ References:
   dequantised once and cached as safetensors, which reloads ~200x faster than the GGUF.
 - a local folder holding a transformers checkpoint;
 - a Hugging Face Hub id (needs a connection);
-- ``openai:MODEL@URL`` for OpenAI-compatible servers.
+- ``openai:MODEL@URL`` for OpenAI-compatible servers;
+- ``vllm:MODEL[?tp=N&mem=F]``: any of the above local or hub models, generated with offline
+  vLLM on GPUs (``tp``: tensor-parallel GPUs, ``mem``: share of GPU memory). Training
+  stages read the same weights with transformers.
 """
 
 import importlib.util
@@ -29,12 +32,22 @@ _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 @dataclass(frozen=True)
 class ModelRef:
-    kind: Literal["embedded", "path", "hub", "openai"]
+    kind: Literal["embedded", "path", "hub", "openai", "vllm"]
     name: str
     url: str = ""
+    options: tuple[tuple[str, str], ...] = ()
 
 
 def parse_model_ref(ref: str) -> ModelRef:
+    if ref.startswith("vllm:"):
+        inner, _, query = ref.removeprefix("vllm:").partition("?")
+        options = tuple(tuple(kv.split("=", 1)) for kv in query.split("&") if kv)
+        for kv in options:
+            if len(kv) != 2 or kv[0] not in ("tp", "mem"):
+                raise UserError(f"{ref}: vllm options are tp=N and mem=F, as in vllm:MODEL?tp=2&mem=0.85")
+        if parse_model_ref(inner).kind == "openai":
+            raise UserError(f"{ref}: vllm: takes a local or hub model, not a server")
+        return ModelRef("vllm", inner, options=options)
     if ref.startswith("embedded:"):
         name = ref.removeprefix("embedded:")
         if name not in EMBEDDED:
@@ -103,6 +116,8 @@ def resolve_checkpoint(ref: str) -> str:
         return str(embedded_checkpoint(parsed.name))
     if parsed.kind == "openai":
         raise UserError(f"{ref}: an OpenAI-compatible server holds no local checkpoint to load")
+    if parsed.kind == "vllm":
+        return resolve_checkpoint(parsed.name)
     return parsed.name
 
 
@@ -130,12 +145,31 @@ def load_causal_lm(ref: str, device: str | None = None, trust_remote_code: bool 
     return model.to(dev), tokenizer
 
 
-def load_engine(ref: str = DEFAULT_MODEL, batch_size: int = 16, device: str | None = None, threads: int | None = None):
-    """Build the engine for ``ref``; ``threads`` pins torch's CPU threads."""
+def load_engine(
+    ref: str = DEFAULT_MODEL,
+    batch_size: int = 16,
+    device: str | None = None,
+    threads: int | None = None,
+    concurrency: int = 8,
+):
+    """Build the engine for ``ref``; ``threads`` pins torch's CPU threads, ``concurrency``
+    bounds the requests in flight to a server."""
     if threads:
         torch.set_num_threads(threads)
-    if parse_model_ref(ref).kind == "openai":
-        raise UserError(f"{ref}: the openai engine is not in this release yet; use a local model")
+    parsed = parse_model_ref(ref)
+    if parsed.kind == "openai":
+        from constitutional.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(parsed.name, parsed.url, concurrency=concurrency)
+    if parsed.kind == "vllm":
+        from constitutional.engines.vllm_engine import VLLMEngine
+
+        opts = dict(parsed.options)
+        return VLLMEngine(
+            resolve_checkpoint(parsed.name),
+            tensor_parallel_size=int(opts.get("tp", 1)),
+            memory=float(opts.get("mem", 0.85)),
+        )
     from constitutional.engines.transformers_engine import TransformersEngine
 
     model, tokenizer = load_causal_lm(ref, device)

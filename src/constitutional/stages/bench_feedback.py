@@ -14,7 +14,7 @@ from constitutional import constitution as constitution_lib
 from constitutional.constitution import Constitution
 from constitutional.engines import DEFAULT_MODEL, Engine, load_engine
 from constitutional.errors import UserError
-from constitutional.feedback import Comparison, content_free_prior, few_shot_block, judge
+from constitutional.feedback import Comparison, content_free_prior, few_shot_block, judge, require_all
 from constitutional.hhh import HHH_PRINCIPLE, HHHItem, load_hhh
 from constitutional.progress import stage_progress
 from constitutional.report import accuracy_bars
@@ -54,6 +54,7 @@ class BenchOptions:
     seed: int = 0
     out: Path = Path("bench-feedback")
     threads: int | None = None
+    concurrency: int = 8  # requests in flight, for openai: engines
 
 
 def hhh_accuracy(
@@ -75,7 +76,7 @@ def hhh_accuracy(
             if method.debias:
                 questions.append((Comparison(it.messages, pr, it.b, it.a), it.correct == "B"))
                 owner.append(n)
-    probs, _ = judge(engine, [q for q, _ in questions], prefix, cot=method.cot, prior=prior)
+    probs = require_all(judge(engine, [q for q, _ in questions], prefix, cot=method.cot, prior=prior)[0], "HHH scoring")
     sums, counts = [0.0] * len(items), [0] * len(items)
     for n, p_a, (_, a_is_right) in zip(owner, probs, questions):
         sums[n] += p_a if a_is_right else 1 - p_a
@@ -97,7 +98,7 @@ def run_bench_feedback(opts: BenchOptions, engine: Engine | None = None) -> list
         raise UserError(f"unknown setting(s) {', '.join(unknown)}; choose from {', '.join(SETTINGS)}")
     constitution = constitution_lib.load(opts.constitution)
     items = load_hhh(opts.limit)
-    engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads)
+    engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads, concurrency=opts.concurrency)
     rows = []
     with stage_progress() as bar:
         task = bar.add_task("bench-feedback", total=len(opts.settings))

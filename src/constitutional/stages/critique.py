@@ -11,16 +11,18 @@ import hashlib
 import random
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from constitutional import constitution as constitution_lib
 from constitutional.constitution import Constitution, Principle
-from constitutional.engines import DEFAULT_MODEL, Engine, SamplingParams, load_engine
+from constitutional.engines import DEFAULT_MODEL, Engine, SamplingParams, chat_alive, load_engine
 from constitutional.errors import UserError
 from constitutional.messages import DEFAULT_SYSTEM, Conversation, with_system
 from constitutional.progress import stage_progress
 from constitutional.prompts import Prompt, load_prompts
-from constitutional.records import RecordWriter, batched, write_manifest
+from constitutional.records import RecordWriter, write_manifest
+from constitutional.scaleout import EngineSpec, RayOptions, process_chunks
 
 
 @dataclass
@@ -43,6 +45,8 @@ class CritiqueOptions:
     limit: int | None = None
     resume: bool = True
     threads: int | None = None
+    concurrency: int = 8  # requests in flight, for openai: engines
+    ray: RayOptions | None = None  # shard chunks over Ray replicas
 
 
 def few_shot_turns(constitution: Constitution, k: int | None) -> Conversation:
@@ -71,13 +75,17 @@ def _split_system(messages: Conversation, default: str | None) -> tuple[str | No
     return default, messages
 
 
-def _run_chunk(engine: Engine, chunk: list[Prompt], constitution: Constitution, opts: CritiqueOptions) -> list[dict]:
+def _run_chunk(
+    engine: Engine, chunk: list[Prompt], constitution: Constitution, opts: CritiqueOptions
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Records for the chunk's prompts, and (id, reason) for those whose requests failed."""
     params = SamplingParams(opts.temperature, opts.top_p, opts.max_new_tokens, opts.seed)
     shots = few_shot_turns(constitution, opts.few_shot)
     prompts = [with_system(p.messages, opts.system) for p in chunk]
     # A prompt's own system message stays first, ahead of the worked examples.
     split = [_split_system(p, opts.system) for p in prompts]
-    initial = answers = engine.chat(prompts, params)
+    dead: dict[int, str] = {}
+    initial = answers = chat_alive(engine, prompts, params, dead)
     drawn = [draw_principles(p.id, constitution.principles, opts.revisions, opts.seed) for p in chunk]
     rounds: list[list[dict]] = [[] for _ in chunk]
     for r in range(opts.revisions):
@@ -89,21 +97,21 @@ def _run_chunk(engine: Engine, chunk: list[Prompt], constitution: Constitution, 
         principle = [d[r] for d in drawn]
         critiques: list[str | None] = [None] * len(chunk)
         if opts.critique:
-            critiques = engine.chat(
-                [b + [{"role": "user", "content": pr.critique}] for b, pr in zip(base, principle)], params
+            critiques = chat_alive(
+                engine, [b + [{"role": "user", "content": pr.critique}] for b, pr in zip(base, principle)], params, dead
             )
             base = [
                 b + [{"role": "user", "content": pr.critique}, {"role": "assistant", "content": c}]
                 for b, pr, c in zip(base, principle, critiques)
             ]
-        revised = engine.chat(
-            [b + [{"role": "user", "content": pr.revision}] for b, pr in zip(base, principle)], params
+        revised = chat_alive(
+            engine, [b + [{"role": "user", "content": pr.revision}] for b, pr in zip(base, principle)], params, dead
         )
         # An empty revision would erase the answer; keep the previous one instead.
         answers = [new or old for new, old in zip(revised, answers)]
         for i in range(len(chunk)):
             rounds[i].append({"principle": principle[i].id, "critique": critiques[i], "revision": answers[i]})
-    return [
+    records = [
         {
             "id": p.id,
             "category": p.category,
@@ -112,8 +120,10 @@ def _run_chunk(engine: Engine, chunk: list[Prompt], constitution: Constitution, 
             "rounds": rnd,
             "messages": [*prompt, {"role": "assistant", "content": final}],
         }
-        for p, prompt, first, rnd, final in zip(chunk, prompts, initial, rounds, answers)
+        for n, (p, prompt, first, rnd, final) in enumerate(zip(chunk, prompts, initial, rounds, answers))
+        if n not in dead
     ]
+    return records, [(chunk[n].id, reason) for n, reason in dead.items()]
 
 
 def run_critique(opts: CritiqueOptions, engine: Engine | None = None) -> dict:
@@ -137,24 +147,35 @@ def run_critique(opts: CritiqueOptions, engine: Engine | None = None) -> dict:
             "params": asdict(opts),
         }
         write_manifest(opts.out, **manifest, status="running", done=len(prompts) - len(todo), total=len(prompts))
-        if todo:
-            engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads)
+        if todo and opts.ray is None:
+            engine = engine or load_engine(
+                opts.model, opts.batch_size, threads=opts.threads, concurrency=opts.concurrency
+            )
         start, tokens0 = time.perf_counter(), engine.tokens_generated if engine else 0
         with stage_progress(lambda: engine.tokens_generated if engine else 0) as bar:
             task = bar.add_task("critique", total=len(prompts), completed=len(prompts) - len(todo))
-            for chunk in batched(todo, opts.chunk):
-                writer.write(_run_chunk(engine, chunk, constitution, opts))
-                bar.advance(task, len(chunk))
+            process_chunks(
+                todo,
+                opts.chunk,
+                partial(_run_chunk, constitution=constitution, opts=opts),
+                EngineSpec(opts.model, opts.batch_size, opts.threads, opts.concurrency),
+                writer,
+                lambda n: bar.advance(task, n),
+                opts.ray,
+                engine,
+            )
         elapsed = time.perf_counter() - start
         tokens = (engine.tokens_generated - tokens0) if engine else 0
         stats = {
             "records": len(writer.done),
-            "new": len(todo),
+            "new": len(todo) - len(writer.failed_now),
+            "failed": len(writer.failed_now),
             "seconds": elapsed,
             "tokens": tokens,
             "tokens_per_s": tokens / elapsed if elapsed else 0.0,
         }
-        write_manifest(opts.out, **manifest, status="complete", done=len(prompts), total=len(prompts), stats=stats)
+        status = "incomplete" if writer.failed_now else "complete"
+        write_manifest(opts.out, **manifest, status=status, done=len(writer.done), total=len(prompts), stats=stats)
     return stats
 
 

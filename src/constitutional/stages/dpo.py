@@ -14,7 +14,7 @@ from constitutional.engines import DEFAULT_MODEL
 from constitutional.errors import UserError
 from constitutional.records import write_manifest
 from constitutional.stages.reward import preference_rows
-from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained, trainer_args
+from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_from_trainer, trainer_args
 
 
 @dataclass
@@ -79,7 +79,8 @@ def run_dpo(opts: DPOOptions) -> dict:
     )
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
-    save_trained(trainer.model, tokenizer, opts.out, merge_lora=opts.lora)
+    if not save_from_trainer(trainer, tokenizer, opts.out, merge_lora=opts.lora):
+        return {"rank": trainer.args.process_index, "steps": result.global_step}
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "DPO loss")
     stats = {
         "pairs": len(pairs),

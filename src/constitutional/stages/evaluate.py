@@ -16,18 +16,20 @@ import gc
 import random
 import statistics
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from constitutional import constitution as constitution_lib
 from constitutional.elo import Match, fit_elo, win_rate
-from constitutional.engines import DEFAULT_MODEL, SamplingParams, load_engine
+from constitutional.engines import DEFAULT_MODEL, Failure, SamplingParams, chat_alive
 from constitutional.errors import UserError
 from constitutional.feedback import Comparison, few_shot_block, judge
 from constitutional.messages import DEFAULT_SYSTEM, with_system
 from constitutional.progress import stage_progress
 from constitutional.prompts import Prompt, load_prompts
-from constitutional.records import RecordWriter, batched, read_records, write_manifest
+from constitutional.records import RecordWriter, read_records, write_manifest
 from constitutional.refusal import refusal_rate
+from constitutional.scaleout import EngineSpec, RayOptions, process_chunks
 
 HELPFUL_PRINCIPLE = (
     "Which of these assistant responses is more helpful? Choose the one that answers the "
@@ -54,6 +56,8 @@ class EvaluateOptions:
     seed: int = 0
     resume: bool = True
     threads: int | None = None
+    concurrency: int = 8  # requests in flight, for openai: engines
+    ray: RayOptions | None = None  # shard chunks over Ray replicas
     #: folders whose PNG plots (training curves, calibration, revision curve) join the report
     plots_from: list[Path] = field(default_factory=list)
     #: where report/ goes (default: OUT/report)
@@ -83,25 +87,36 @@ def _prompt_sets(opts: EvaluateOptions) -> dict[str, list[Prompt]]:
     }
 
 
+def answer_chunk(engine, chunk: list[tuple[str, Prompt]], opts: EvaluateOptions) -> tuple[list[dict], list]:
+    """Greedy answers for (set, prompt) items; (id, reason) for requests that failed."""
+    convs = [with_system(p.messages, opts.system) for _, p in chunk]
+    dead: dict[int, str] = {}
+    outs = chat_alive(engine, convs, SamplingParams(max_new_tokens=opts.max_new_tokens, seed=opts.seed), dead)
+    records = [
+        {"id": f"{kind}:{p.id}", "set": kind, "category": p.category, "prompt": conv, "answer": a}
+        for n, ((kind, p), conv, a) in enumerate(zip(chunk, convs, outs))
+        if n not in dead
+    ]
+    return records, [(f"{chunk[n][0]}:{chunk[n][1].id}", reason) for n, reason in dead.items()]
+
+
 def _answer_with(opts: EvaluateOptions, name: str, ref: str, items: list[tuple[str, Prompt]]) -> dict[str, dict]:
     """answers/NAME.jsonl: one model's greedy answers, resumable; the engine is freed after."""
     path = opts.out / "answers" / f"{name}.jsonl"
     with RecordWriter(path, resume=opts.resume) as writer:
         todo = [(kind, p) for kind, p in items if f"{kind}:{p.id}" not in writer.done]
-        if todo:
-            engine = load_engine(ref, opts.batch_size, threads=opts.threads)
-            with stage_progress(lambda: engine.tokens_generated) as bar:
-                task = bar.add_task(f"answers: {name}", total=len(items), completed=len(items) - len(todo))
-                for chunk in batched(todo, 4 * opts.batch_size):
-                    convs = [with_system(p.messages, opts.system) for _, p in chunk]
-                    outs = engine.chat(convs, SamplingParams(max_new_tokens=opts.max_new_tokens, seed=opts.seed))
-                    writer.write(
-                        {"id": f"{kind}:{p.id}", "set": kind, "category": p.category, "prompt": conv, "answer": a}
-                        for (kind, p), conv, a in zip(chunk, convs, outs)
-                    )
-                    bar.advance(task, len(chunk))
-            del engine
-            gc.collect()
+        with stage_progress() as bar:
+            task = bar.add_task(f"answers: {name}", total=len(items), completed=len(items) - len(todo))
+            process_chunks(
+                todo,
+                4 * opts.batch_size,
+                partial(answer_chunk, opts=opts),
+                EngineSpec(ref, opts.batch_size, opts.threads, opts.concurrency),
+                writer,
+                lambda n: bar.advance(task, n),
+                opts.ray,
+            )
+        gc.collect()
     return {r["id"]: r for r in read_records(path)}
 
 
@@ -139,6 +154,25 @@ def _questions(opts: EvaluateOptions, sets, answers, principles) -> list[dict]:
     return out
 
 
+def judge_chunk(engine, chunk: list[dict], prefix: str) -> tuple[list[dict], list]:
+    """Judgements for a chunk of questions, each asked in both orders."""
+    items = []
+    for q in chunk:
+        items.append(Comparison(q["_prompt"], q["_text"], q["_ai"], q["_aj"]))
+        items.append(Comparison(q["_prompt"], q["_text"], q["_aj"], q["_ai"]))
+    probs, _ = judge(engine, items, prefix)
+    records, failures = [], []
+    for n, q in enumerate(chunk):
+        ab, ba = probs[2 * n], probs[2 * n + 1]
+        failed = next((p for p in (ab, ba) if isinstance(p, Failure)), None)
+        if failed is not None:
+            failures.append((q["id"], failed.reason))
+            continue
+        public = {k: v for k, v in q.items() if not k.startswith("_")}
+        records.append({**public, "p_ab": ab, "p_ba": ba, "p_i": (ab + 1 - ba) / 2})
+    return records, failures
+
+
 def judge_pairs(opts: EvaluateOptions, sets, answers) -> list[dict]:
     """judgements.jsonl: P(i's answer is better), both orders averaged."""
     constitution = constitution_lib.load(opts.constitution)
@@ -147,28 +181,18 @@ def judge_pairs(opts: EvaluateOptions, sets, answers) -> list[dict]:
     path = opts.out / "judgements.jsonl"
     with RecordWriter(path, resume=opts.resume) as writer:
         todo = [q for q in questions if q["id"] not in writer.done]
-        if todo:
-            engine = load_engine(opts.judge, opts.batch_size, threads=opts.threads)
-            with stage_progress() as bar:
-                task = bar.add_task("judging", total=len(questions), completed=len(questions) - len(todo))
-                for chunk in batched(todo, 2 * opts.batch_size):
-                    items = []
-                    for q in chunk:
-                        items.append(Comparison(q["_prompt"], q["_text"], q["_ai"], q["_aj"]))
-                        items.append(Comparison(q["_prompt"], q["_text"], q["_aj"], q["_ai"]))
-                    probs, _ = judge(engine, items, prefix)
-                    writer.write(
-                        {
-                            **{k: v for k, v in q.items() if not k.startswith("_")},
-                            "p_ab": probs[2 * n],
-                            "p_ba": probs[2 * n + 1],
-                            "p_i": (probs[2 * n] + 1 - probs[2 * n + 1]) / 2,
-                        }
-                        for n, q in enumerate(chunk)
-                    )
-                    bar.advance(task, len(chunk))
-            del engine
-            gc.collect()
+        with stage_progress() as bar:
+            task = bar.add_task("judging", total=len(questions), completed=len(questions) - len(todo))
+            process_chunks(
+                todo,
+                2 * opts.batch_size,
+                partial(judge_chunk, prefix=prefix),
+                EngineSpec(opts.judge, opts.batch_size, opts.threads, opts.concurrency),
+                writer,
+                lambda n: bar.advance(task, n),
+                opts.ray,
+            )
+        gc.collect()
     wanted = {q["id"] for q in questions}
     return [r for r in read_records(path) if r["id"] in wanted]
 
@@ -226,7 +250,21 @@ def run_evaluate(opts: EvaluateOptions) -> dict:
     params = asdict(opts)
     write_manifest(opts.out, stage="evaluate", model=opts.judge, params=params, status="running")
     answers = generate_answers(opts, sets)
+    wanted = {f"{kind}:{p.id}" for kind, ps in sets.items() for p in ps}
+    missing = {name: len(wanted - set(a)) for name, a in answers.items() if wanted - set(a)}
+    if missing:
+        counts = ", ".join(f"{n}: {k}" for n, k in missing.items())
+        raise UserError(
+            f"some answers failed after their retries ({counts}); they are logged in "
+            f"{opts.out / 'answers'}/*.failed.jsonl. Rerun the same command to retry only those"
+        )
     judgements = judge_pairs(opts, sets, answers)
+    expected = len(_questions(opts, sets, answers, constitution_lib.load(opts.constitution).principles))
+    if len(judgements) < expected:
+        raise UserError(
+            f"{expected - len(judgements)} judgements failed after their retries; they are logged in "
+            f"{opts.out / 'judgements.failed.jsonl'}. Rerun the same command to retry only those"
+        )
     names = [n for n, _ in opts.models]
     results = {
         "models": dict(opts.models),

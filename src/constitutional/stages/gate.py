@@ -36,6 +36,7 @@ class GateOptions:
     seed: int = 0
     out: Path | None = None  # gate.json
     threads: int | None = None
+    concurrency: int = 8  # requests in flight, for openai: engines
 
 
 def gate_verdict(result: dict, min_accuracy: float) -> tuple[bool, str]:
@@ -54,7 +55,7 @@ def run_gate(opts: GateOptions, engine: Engine | None = None) -> dict:
     if opts.calibrate and opts.cot:
         raise UserError("--calibrate and --cot do not combine: the prior is measured without reasoning")
     constitution = constitution_lib.load(opts.constitution)
-    engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads)
+    engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads, concurrency=opts.concurrency)
     method = Method(debias=opts.debias, calibrate=opts.calibrate, few_shot=opts.few_shot, cot=opts.cot)
     result = hhh_accuracy(engine, load_hhh(opts.n), method, constitution, 1, opts.seed)
     passed, reason = gate_verdict(result, opts.min_accuracy)

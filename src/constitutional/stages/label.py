@@ -10,14 +10,16 @@ format, so DPOTrainer and RewardTrainer read it as is.
 
 import random
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from constitutional import constitution as constitution_lib
-from constitutional.engines import DEFAULT_MODEL, Engine, load_engine
+from constitutional.engines import DEFAULT_MODEL, Engine, Failure, load_engine
 from constitutional.errors import UserError
 from constitutional.feedback import Comparison, content_free_prior, few_shot_block, judge
 from constitutional.progress import stage_progress
-from constitutional.records import RecordWriter, batched, read_records, write_manifest
+from constitutional.records import RecordWriter, read_records, write_manifest
+from constitutional.scaleout import EngineSpec, RayOptions, process_chunks
 from constitutional.stages.gate import GateOptions, run_gate
 
 
@@ -40,14 +42,18 @@ class LabelOptions:
     limit: int | None = None
     resume: bool = True
     threads: int | None = None
-    gate: int | None = None  # first score this many HHH comparisons, and warn if near chance
+    concurrency: int = 8  # requests in flight, for openai: engines
+    ray: RayOptions | None = None  # shard chunks over Ray replicas
+    gate: int = 0  # first score this many HHH comparisons, and warn if near chance (0: no gate)
     min_accuracy: float = 0.5
 
 
 def label_records(
     engine: Engine, records: list[dict], opts: LabelOptions, prefix: str, pool: list, prior: dict | None = None
-) -> list[dict]:
-    """Label a batch of pair records; every (pair, principle, order) question goes in one call."""
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Label a batch of pair records; every (pair, principle, order) question goes in one call.
+
+    Returns the labelled records and (id, reason) for pairs whose feedback requests failed."""
     items, where = [], []
     for n, rec in enumerate(records):
         rng = random.Random(f"{opts.seed}:{rec['id']}")
@@ -60,12 +66,18 @@ def label_records(
                 where.append((n, principle.id, order))
     probs, reasoning = judge(engine, items, prefix, opts.cot, opts.clamp, opts.max_new_tokens, prior)
     votes: list[list[dict]] = [[] for _ in records]
+    failed: dict[int, str] = {}
     for (n, pid, order), p_a, why in zip(where, probs, reasoning):
+        if isinstance(p_a, Failure):
+            failed[n] = p_a.reason
+            continue
         # p_first: probability that the record's first response is the better one.
         p_first = p_a if order == "ab" else 1.0 - p_a
         votes[n].append({"principle": pid, "p_a": p_a, "p_first": p_first, "order": order, "cot": why})
     out = []
-    for rec, vs in zip(records, votes):
+    for n, (rec, vs) in enumerate(zip(records, votes)):
+        if n in failed:
+            continue
         p_first = sum(v["p_first"] for v in vs) / len(vs)
         first, second = rec["responses"][:2]
         chosen, rejected, p_chosen = (first, second, p_first) if p_first >= 0.5 else (second, first, 1 - p_first)
@@ -79,7 +91,7 @@ def label_records(
                 "votes": vs,
             }
         )
-    return out
+    return out, [(records[n]["id"], reason) for n, reason in failed.items()]
 
 
 def order_disagreement(records: list[dict]) -> float | None:
@@ -115,8 +127,10 @@ def run_label(opts: LabelOptions, engine: Engine | None = None) -> dict:
     with RecordWriter(opts.out, resume=opts.resume) as writer:
         todo = [r for r in pairs if r["id"] not in writer.done]
         write_manifest(opts.out, **info, status="running")
-        if todo or opts.gate:
-            engine = engine or load_engine(opts.model, opts.batch_size, threads=opts.threads)
+        if (todo and opts.ray is None) or opts.gate or (todo and opts.calibrate):
+            engine = engine or load_engine(
+                opts.model, opts.batch_size, threads=opts.threads, concurrency=opts.concurrency
+            )
         gate = None
         if opts.gate:
             gate = run_gate(
@@ -138,16 +152,24 @@ def run_label(opts: LabelOptions, engine: Engine | None = None) -> dict:
             prior = content_free_prior(engine, [p.comparison for p in constitution.principles], prefix)
         with stage_progress() as bar:
             task = bar.add_task("label", total=len(pairs), completed=len(pairs) - len(todo))
-            for chunk in batched(todo, opts.chunk):
-                writer.write(label_records(engine, chunk, opts, prefix, constitution.principles, prior))
-                bar.advance(task, len(chunk))
+            process_chunks(
+                todo,
+                opts.chunk,
+                partial(label_records, opts=opts, prefix=prefix, pool=constitution.principles, prior=prior),
+                EngineSpec(opts.model, opts.batch_size, opts.threads, opts.concurrency),
+                writer,
+                lambda n: bar.advance(task, n),
+                opts.ray,
+                engine,
+            )
     labelled = read_records(opts.out)
     stats = {
         "records": len(labelled),
-        "new": len(todo),
+        "new": len(todo) - len(writer.failed_now),
+        "failed": len(writer.failed_now),
         "order_disagreement": order_disagreement(labelled),
         "gate": gate,
         "mean_prior_a": sum(prior.values()) / len(prior) if prior else None,
     }
-    write_manifest(opts.out, **info, status="complete", stats=stats)
+    write_manifest(opts.out, **info, status="incomplete" if writer.failed_now else "complete", stats=stats)
     return stats

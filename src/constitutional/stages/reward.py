@@ -20,7 +20,7 @@ from constitutional.engines import DEFAULT_MODEL
 from constitutional.errors import UserError
 from constitutional.records import read_records, write_manifest
 from constitutional.report import calibration_plot
-from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained, trainer_args
+from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_from_trainer, trainer_args
 
 
 def soft_label_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, p_chosen: torch.Tensor) -> torch.Tensor:
@@ -113,7 +113,8 @@ def run_train_pm(opts: PMOptions) -> dict:
     )
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
-    save_trained(trainer.model, tokenizer, opts.out, merge_lora=opts.lora)
+    if not save_from_trainer(trainer, tokenizer, opts.out, merge_lora=opts.lora):
+        return {"rank": trainer.args.process_index, "train_pairs": len(train), "train_loss": result.training_loss}
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "PM training loss")
     stats = {"train_pairs": len(train), "train_loss": result.training_loss, **curves}
     if held_out:

@@ -25,7 +25,7 @@ from constitutional.prompts import load_prompts
 from constitutional.records import write_manifest
 from constitutional.report import rl_curves
 from constitutional.stages.reward import PreferenceScorer
-from constitutional.training import load_for_training, pin_threads, save_trained
+from constitutional.training import load_for_training, pin_threads, save_from_trainer, save_trained
 
 ALGORITHMS = ("rloo", "grpo", "ppo")
 
@@ -127,7 +127,8 @@ def _trl_rows(history: list[dict]) -> list[dict]:
     return rows
 
 
-def _train_trl(opts: RLOptions, prompts: list[list[dict]], reward: PMReward) -> tuple[object, object, list[dict]]:
+def _train_trl(opts: RLOptions, prompts: list[list[dict]], reward: PMReward) -> tuple[bool, list[dict]]:
+    """Train with TRL (any launcher: single process, torchrun, accelerate); True on the writing rank."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
@@ -162,10 +163,12 @@ def _train_trl(opts: RLOptions, prompts: list[list[dict]], reward: PMReward) -> 
     )
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume else None)
-    return trainer.model, tokenizer, _trl_rows(trainer.state.log_history)
+    writer = save_from_trainer(trainer, tokenizer, opts.out, merge_lora=opts.lora)
+    return writer, _trl_rows(trainer.state.log_history)
 
 
-def _train_ppo(opts: RLOptions, prompts: list[list[dict]], reward: PMReward) -> tuple[object, object, list[dict]]:
+def _train_ppo(opts: RLOptions, prompts: list[list[dict]], reward: PMReward) -> tuple[bool, list[dict]]:
+    """Our PPO, in one process (one GPU or the CPU)."""
     import copy
 
     from constitutional.ppo import PPO, PolicyWithValue, PPOConfig
@@ -209,7 +212,8 @@ def _train_ppo(opts: RLOptions, prompts: list[list[dict]], reward: PMReward) -> 
             batch = [prompts[(start + k) % len(prompts)] for k in range(opts.prompts_per_step)]
             rows.append({"step": step + 1, **ppo.step(batch)})
             bar.advance(task)
-    return policy, tokenizer, rows
+    save_trained(policy, tokenizer, opts.out, merge_lora=opts.lora)
+    return True, rows
 
 
 def run_rl(opts: RLOptions) -> dict:
@@ -224,9 +228,10 @@ def run_rl(opts: RLOptions) -> dict:
         scorer.device = torch.device("cuda")
     reward = PMReward(scorer)
     train = _train_ppo if opts.algo == "ppo" else _train_trl
-    model, tokenizer, rows = train(opts, prompts, reward)
     opts.out.mkdir(parents=True, exist_ok=True)
-    save_trained(model, tokenizer, opts.out, merge_lora=opts.lora)
+    writer, rows = train(opts, prompts, reward)
+    if not writer:
+        return {"algo": opts.algo, "steps": len(rows)}
     stats = {"algo": opts.algo, "steps": len(rows), "prompts": len(prompts), **write_rl_log(rows, opts.out)}
     write_manifest(opts.out, stage="rl", model=opts.policy, params=asdict(opts), stats=stats)
     return stats

@@ -13,7 +13,7 @@ from pathlib import Path
 from constitutional.engines import DEFAULT_MODEL
 from constitutional.errors import UserError
 from constitutional.records import read_records, sft_view, write_manifest
-from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_trained, trainer_args
+from constitutional.training import load_for_training, log_history_outputs, pin_threads, save_from_trainer, trainer_args
 
 
 @dataclass
@@ -79,7 +79,8 @@ def run_sft(opts: SFTOptions) -> dict:
     )
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
-    save_trained(trainer.model, tokenizer, opts.out, merge_lora=opts.lora)
+    if not save_from_trainer(trainer, tokenizer, opts.out, merge_lora=opts.lora):
+        return {"rank": trainer.args.process_index, "steps": result.global_step}
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "SFT loss")
     stats = {"rows": len(rows), "train_loss": result.training_loss, "steps": result.global_step, **curves}
     params = asdict(opts)
