@@ -9,12 +9,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from constitutional import constitution as constitution_lib
 from constitutional.engines import DEFAULT_MODEL
 from constitutional.errors import UserError
 from constitutional.messages import DEFAULT_SYSTEM
+from constitutional.secrets import redact
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -658,7 +660,7 @@ def main() -> None:
     try:
         app()
     except UserError as e:
-        err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/bold red] {escape(redact(str(e)))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted; rerun the same command to resume")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from constitutional.records import write_atomic
 from constitutional.report import elo_scatter
+from constitutional.secrets import redact
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
 
@@ -115,6 +116,6 @@ def write_report(out: Path, results: dict, answers: dict, plots_from: list[Path]
     lines += ["## Example answers (helpful prompts)", "", *_examples(answers, names, "helpful")]
     if copied:
         lines += ["## Plots from the earlier stages", ""] + [f"![{c}]({c})" for c in copied] + [""]
-    write_atomic(out / "report.md", "\n".join(lines) + "\n")
-    write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    write_atomic(out / "report.md", redact("\n".join(lines)) + "\n")
+    write_atomic(out / "results.json", redact(json.dumps(results, indent=2)) + "\n")
     return out / "report.md"

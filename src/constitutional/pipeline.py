@@ -25,6 +25,7 @@ from constitutional.engines import parse_model_ref
 from constitutional.errors import UserError
 from constitutional.pipeline_config import PipelineConfig
 from constitutional.records import file_hash, write_atomic
+from constitutional.secrets import redact
 from constitutional.stages.critique import CritiqueOptions, run_critique
 from constitutional.stages.dpo import DPOOptions, run_dpo
 from constitutional.stages.evaluate import EvaluateOptions, run_evaluate
@@ -343,7 +344,7 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
                 step.options = replace(step.options, notes=_notes(records, config, gate, why))
             options = replace(step.options, resume=same) if hasattr(step.options, "resume") else step.options
             state = {"stage": step.name, "key": key, "status": "running", "options": asdict(step.options)}
-            write_atomic(path, json.dumps(state, indent=2, default=str) + "\n")
+            write_atomic(path, redact(json.dumps(state, indent=2, default=str)) + "\n")
             console.rule(f"{step.name}" + (" (resuming)" if same else ""))
             start = time.perf_counter()
             out = step.run(options)
@@ -351,7 +352,7 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
             if step.name == "evaluate":
                 results, out = out, {"report": str(root / "report" / "report.md")}
             state |= {"status": "complete", "seconds": seconds, "stats": out}
-            write_atomic(path, json.dumps(state, indent=2, default=str) + "\n")
+            write_atomic(path, redact(json.dumps(state, indent=2, default=str)) + "\n")
             records[step.name] = {**state, "this_run": "resumed" if same else "ran"}
         if step.name == "gate":
             gate = json.loads(step.output.read_text())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from constitutional.errors import UserError
+from constitutional.secrets import redact
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -95,7 +96,9 @@ class RecordWriter:
         the output) retries exactly these.
         """
         failures = list(failures)
-        lines = [json.dumps({"id": rid, "reason": reason, "time": time.time()}) + "\n" for rid, reason in failures]
+        lines = [
+            json.dumps({"id": rid, "reason": redact(reason), "time": time.time()}) + "\n" for rid, reason in failures
+        ]
         if not lines:
             return
         with self.failed_path.open("a", encoding="utf-8") as f:
@@ -155,7 +158,7 @@ def write_manifest(output: Path, **fields: Any) -> Path:
     """Record how ``output`` was made, beside it: inputs' hashes, model, parameters, versions."""
     path = output.with_name(output.stem + ".manifest.json") if output.suffix else output / "manifest.json"
     body = {"output": output.name, **fields, "versions": _versions()}
-    write_atomic(path, json.dumps(body, indent=2, default=str) + "\n")
+    write_atomic(path, redact(json.dumps(body, indent=2, default=str)) + "\n")
     return path
 
 

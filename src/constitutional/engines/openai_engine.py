@@ -23,6 +23,7 @@ from typing import TypeVar
 from constitutional.engines.base import Failure, SamplingParams
 from constitutional.errors import UserError
 from constitutional.messages import Conversation
+from constitutional.secrets import redact
 
 T = TypeVar("T")
 TOP_LOGPROBS = 20
@@ -139,4 +140,5 @@ class OpenAIEngine:
 
 
 def _first_line(text: str) -> str:
-    return (text or "").strip().splitlines()[0][:300] if (text or "").strip() else "(no detail)"
+    text = redact(text or "").strip()
+    return text.splitlines()[0][:300] if text else "(no detail)"
