@@ -3,6 +3,7 @@
 User mistakes (`UserError`) print one line and exit 2, without a traceback.
 """
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Constitutional AI (Bai et al. 2022) end to end, for any model and any constitution.",
 )
+
+
+@app.callback()
+def _global_options(
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="let checkpoints run their own Python code (off by default)")
+    ] = False,
+) -> None:
+    if trust_remote_code:
+        os.environ["CAI_TRUST_REMOTE_CODE"] = "1"
+
+
 constitution_app = typer.Typer(no_args_is_help=True, help="Check and read constitutions.")
 app.add_typer(constitution_app, name="constitution")
 console = Console()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from constitutional.engines.loading import resolve_checkpoint
+from constitutional.engines.loading import resolve_checkpoint, trust_remote_code
 from constitutional.errors import UserError
 from constitutional.report import line_plot
 
@@ -40,7 +40,7 @@ def trainer_args(out: Path, epochs: float, lr: float, batch_size: int, max_lengt
 def load_tokenizer(ref: str):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(ref))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(ref), trust_remote_code=trust_remote_code())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -55,10 +55,12 @@ def load_for_training(ref: str, lora: bool, lora_r: int = 16, head: str = "causa
     tokenizer = load_tokenizer(ref)
     try:
         if head == "causal-lm":
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code()
+            )
         else:
             model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=1, dtype=dtype, use_safetensors=True
+                path, num_labels=1, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code()
             )
             model.config.pad_token_id = tokenizer.pad_token_id
     except (OSError, ValueError) as e:

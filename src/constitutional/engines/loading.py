@@ -121,13 +121,20 @@ def resolve_checkpoint(ref: str) -> str:
     return parsed.name
 
 
+def trust_remote_code() -> bool:
+    """Off unless the user passed `cai --trust-remote-code`: a checkpoint's own Python code runs
+    with the user's rights, so it must be asked for. The flag travels in the environment so
+    that worker processes (torchrun ranks, Ray replicas) see the same choice."""
+    return os.environ.get("CAI_TRUST_REMOTE_CODE") == "1"
+
+
 def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_causal_lm(ref: str, device: str | None = None, trust_remote_code: bool = False):
+def load_causal_lm(ref: str, device: str | None = None):
     """Load (model, tokenizer); bf16 on GPU, fp32 on CPU where bf16 matmuls are slower."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -135,9 +142,9 @@ def load_causal_lm(ref: str, device: str | None = None, trust_remote_code: bool 
     dev = pick_device(device)
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code())
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code()
         )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
