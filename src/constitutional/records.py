@@ -112,7 +112,10 @@ class RecordWriter:
         return self.path.with_name(self.path.stem + ".failed.jsonl")
 
     def close(self) -> None:
-        self._file.close()
+        # After a failed write the buffer still holds the unwritten tail; dropping it is right,
+        # since the next open cuts any partial line anyway.
+        with contextlib.suppress(OSError):
+            self._file.close()
         self._lock.close()
 
     def __enter__(self) -> "RecordWriter":
