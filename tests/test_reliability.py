@@ -93,3 +93,29 @@ def test_a_full_disk_stops_the_stage_cleanly_and_a_rerun_completes(tmp_path, tin
     final = read_records(out)
     assert len(final) == 16 and len({r["id"] for r in final}) == 16
     assert final[: len(kept)] == kept
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, tiny_model_dir):
+    rows = [
+        {"id": str(i), "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(8)
+    ]
+    data = write_jsonl(tmp_path / "sl.jsonl", rows)
+    out = tmp_path / "sl-cai"
+    args = cai("sft", "--data", str(data), "--model", str(tiny_model_dir), "--out", str(out), "--epochs", "3",
+               "--batch-size", "2", "--max-length", "64", "--save-steps", "2", "--threads", "1")  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = out / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpts / "checkpoint-4" / "trainer_state.json").exists():
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = max(int(p.name.split("-")[1]) for p in ckpts.glob("checkpoint-*") if (p / "trainer_state.json").exists())
+    assert 4 <= done < 12, "the kill must land mid-training"
+    r = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # Only the steps after the checkpoint were trained again: one loss log per remaining step.
+    assert (r.stdout + r.stderr).count("'loss':") == 12 - done
+    stats = json.loads((out / "manifest.json").read_text())["stats"]
+    assert stats["steps"] == 12

@@ -354,6 +354,7 @@ def sft(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     max_length: Annotated[int, typer.Option(min=16)] = 1024,
     seed: int = 0,
+    save_steps: Annotated[int, typer.Option(min=1, help="checkpoint every N steps (for --resume)")] = 50,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     threads: Threads = None,
 ) -> None:
@@ -373,6 +374,7 @@ def sft(
             batch_size=batch_size,
             max_length=max_length,
             seed=seed,
+            save_steps=save_steps,
             resume=resume,
             threads=threads,
         )
@@ -394,6 +396,7 @@ def train_pm(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     max_length: Annotated[int, typer.Option(min=16)] = 1024,
     seed: int = 0,
+    save_steps: Annotated[int, typer.Option(min=1, help="checkpoint every N steps (for --resume)")] = 50,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     threads: Threads = None,
 ) -> None:
@@ -414,6 +417,7 @@ def train_pm(
             batch_size=batch_size,
             max_length=max_length,
             seed=seed,
+            save_steps=save_steps,
             resume=resume,
             threads=threads,
         )
@@ -495,6 +499,7 @@ def dpo(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     max_length: Annotated[int, typer.Option(min=16)] = 1024,
     seed: int = 0,
+    save_steps: Annotated[int, typer.Option(min=1, help="checkpoint every N steps (for --resume)")] = 50,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
     threads: Threads = None,
 ) -> None:
@@ -515,6 +520,7 @@ def dpo(
             batch_size=batch_size,
             max_length=max_length,
             seed=seed,
+            save_steps=save_steps,
             resume=resume,
             threads=threads,
         )

@@ -39,7 +39,7 @@ from constitutional.stages.score import ScoreOptions, run_score
 from constitutional.stages.sft import SFTOptions, run_sft
 
 #: options that change how a stage runs, not what it produces
-_NOT_IN_KEY = {"resume", "threads", "notes", "concurrency", "ray"}
+_NOT_IN_KEY = {"resume", "threads", "notes", "concurrency", "ray", "save_steps"}
 
 
 @dataclass

@@ -74,6 +74,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "bootstrap": (0, None),
     "lora_r": (1, None),
     "grad_accum": (1, None),
+    "save_steps": (1, None),
     "p_chosen": (0.5000001, 1),
     "gate": (0, None),
     "min_accuracy": (0, 1),

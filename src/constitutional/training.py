@@ -16,8 +16,13 @@ def pin_threads(threads: int | None) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
-def trainer_args(out: Path, epochs: float, lr: float, batch_size: int, max_length: int, seed: int) -> dict:
-    """Arguments every TRL config here shares, with defaults that suit a CPU as well as a GPU."""
+def trainer_args(
+    out: Path, epochs: float, lr: float, batch_size: int, max_length: int, seed: int, save_steps: int = 50
+) -> dict:
+    """Arguments every TRL config here shares, with defaults that suit a CPU as well as a GPU.
+
+    Checkpoints go to OUT/checkpoints every ``save_steps`` (the last two are kept), which is
+    what ``--resume`` continues from."""
     on_gpu = torch.cuda.is_available()
     return {
         "output_dir": str(out / "checkpoints"),
@@ -30,7 +35,7 @@ def trainer_args(out: Path, epochs: float, lr: float, batch_size: int, max_lengt
         "activation_checkpointing": on_gpu,
         "logging_steps": 1,
         "save_strategy": "steps",
-        "save_steps": 50,
+        "save_steps": save_steps,
         "save_total_limit": 2,
         "report_to": [],
         "seed": seed,

@@ -32,6 +32,7 @@ class DPOOptions:
     batch_size: int = 8
     max_length: int = 1024
     seed: int = 0
+    save_steps: int = 50
     resume: bool = False
     threads: int | None = None
 
@@ -66,7 +67,7 @@ def run_dpo(opts: DPOOptions) -> dict:
         )
     model, tokenizer, peft_config = load_for_training(opts.model, opts.lora, opts.lora_r)
     config = DPOConfig(
-        **trainer_args(opts.out, opts.epochs, opts.lr, opts.batch_size, opts.max_length, opts.seed),
+        **trainer_args(opts.out, opts.epochs, opts.lr, opts.batch_size, opts.max_length, opts.seed, opts.save_steps),
         beta=opts.beta,
         label_smoothing=opts.label_smoothing,
     )

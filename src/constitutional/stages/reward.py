@@ -72,6 +72,7 @@ class PMOptions:
     batch_size: int = 8
     max_length: int = 1024
     seed: int = 0
+    save_steps: int = 50
     resume: bool = False
     threads: int | None = None
 
@@ -101,7 +102,9 @@ def run_train_pm(opts: PMOptions) -> dict:
     if not train:
         raise UserError(f"{opts.data}: too few preference records to train on ({len(rows)})")
     model, tokenizer, peft_config = load_for_training(opts.model, opts.lora, head="reward")
-    config = RewardConfig(**trainer_args(opts.out, opts.epochs, opts.lr, opts.batch_size, opts.max_length, opts.seed))
+    config = RewardConfig(
+        **trainer_args(opts.out, opts.epochs, opts.lr, opts.batch_size, opts.max_length, opts.seed, opts.save_steps)
+    )
     trainer = SoftLabelRewardTrainer(
         model=model,
         args=config,

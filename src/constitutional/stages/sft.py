@@ -31,6 +31,7 @@ class SFTOptions:
     grad_accum: int = 1
     max_length: int = 1024
     seed: int = 0
+    save_steps: int = 50
     resume: bool = False
     threads: int | None = None
 
@@ -67,7 +68,7 @@ def run_sft(opts: SFTOptions) -> dict:
     rows = mixed_rows(opts)
     model, tokenizer, peft_config = load_for_training(opts.model, opts.lora, opts.lora_r)
     config = SFTConfig(
-        **trainer_args(opts.out, opts.epochs, opts.lr, opts.batch_size, opts.max_length, opts.seed),
+        **trainer_args(opts.out, opts.epochs, opts.lr, opts.batch_size, opts.max_length, opts.seed, opts.save_steps),
         gradient_accumulation_steps=opts.grad_accum,
     )
     trainer = SFTTrainer(
