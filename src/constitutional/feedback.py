@@ -14,10 +14,11 @@ first, answered, as a shared prefix. `label`, `bench-feedback` and `evaluate` al
 """
 
 import math
+import re
 from dataclasses import dataclass
 
 from constitutional.constitution import ComparisonExample
-from constitutional.engines import Engine, Failure, SamplingParams, chat_alive
+from constitutional.engines import Engine, Failure, NoLogprobs, SamplingParams, chat_alive
 from constitutional.errors import UserError
 from constitutional.messages import Conversation
 
@@ -122,7 +123,13 @@ def judge(
         )
         questions = [f"{q}{COT_CUE} {r}\n\n" for q, r in zip(questions, reasoning)]
     live = [i for i in range(len(items)) if i not in failed]
-    scores = engine.choice_logprobs([prefix + questions[i] + ANSWER for i in live], CHOICES) if live else []
+    try:
+        scores = engine.choice_logprobs([prefix + questions[i] + ANSWER for i in live], CHOICES) if live else []
+    except NoLogprobs:
+        if not cot:
+            raise
+        # A server without log-probs: the letter is read from the reasoning itself.
+        scores = [text_scores(reasoning[i]) for i in live]
     probs: list[float | Failure] = [0.0] * len(items)
     for i, reason in failed.items():
         probs[i] = Failure(reason)
@@ -137,6 +144,23 @@ def judge(
             p = min(max(p, clamp[0]), clamp[1])
         probs[i] = p
     return probs, reasoning
+
+
+_STATED = re.compile(r"answer is:?\s*\(?([AB])\b|\(([AB])\)", re.IGNORECASE)
+
+
+def text_vote(text: str | None) -> str | None:
+    """The letter a generated answer settles on (its last stated choice), or None if it has none."""
+    found = [a or b for a, b in _STATED.findall(text or "")]
+    return found[-1].upper() if found else None
+
+
+def text_scores(text: str | None) -> list[float]:
+    """Log-scores for A and B from text: the stated letter wins, and garbage abstains (P(A) = 0.5)."""
+    letter = text_vote(text)
+    if letter is None:
+        return [0.0, 0.0]
+    return [0.0, -math.inf] if letter == "A" else [-math.inf, 0.0]
 
 
 def require_all(probs: list, what: str) -> list[float]:

@@ -8,7 +8,12 @@ multiple-choice prompt (Bai et al. 2022, section 4.1).
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from constitutional.errors import UserError
 from constitutional.messages import Conversation
+
+
+class NoLogprobs(UserError):
+    """The engine's server gives no log-probabilities; AI feedback must read generated text."""
 
 
 @dataclass(frozen=True)

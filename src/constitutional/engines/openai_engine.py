@@ -20,8 +20,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from constitutional.engines.base import Failure, SamplingParams
-from constitutional.errors import UserError
+from constitutional.engines.base import Failure, NoLogprobs, SamplingParams
 from constitutional.messages import Conversation
 from constitutional.secrets import redact
 
@@ -115,7 +114,7 @@ class OpenAIEngine:
         )
         lp = r.choices[0].logprobs
         if lp is None or not lp.top_logprobs:
-            raise UserError(
+            raise NoLogprobs(
                 f"{self.base_url}: the server returned no log-probabilities, which AI feedback needs; "
                 "use --cot (which reads the answer from generated text) or a judge served by vLLM or llama.cpp"
             )
@@ -128,7 +127,7 @@ class OpenAIEngine:
         )
         lp = r.choices[0].logprobs
         if lp is None or lp.text_offset is None or lp.token_logprobs is None:
-            raise UserError(
+            raise NoLogprobs(
                 f"{self.base_url}: the server does not echo prompt log-probabilities, and {choice!r} is not among "
                 f"the top {TOP_LOGPROBS} next tokens; use --cot or another judge"
             )
