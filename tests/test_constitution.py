@@ -114,3 +114,10 @@ def test_cli_show_prints_every_principle():
     assert r.returncode == 0
     for p in cl.load("socratic-tutor").principles:
         assert p.id in r.stdout
+
+
+def test_unknown_preset_names_itself_and_the_known_ones():
+    r = subprocess.run(["cai", "constitution", "validate", "harmles"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    said = " ".join(r.stderr.split())
+    assert "harmles: no such file, and no preset of that name" in said and "anthropic-2022" in said
