@@ -29,26 +29,31 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     """llama-cpp-python's OpenAI-compatible server, serving the embedded GGUF."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(embedded_gguf("smollm2-135m")), "--model_alias", MODEL,
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--logits_all", "true",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with log.open("wb") as sink:  # a file, not a pipe: llama.cpp logs enough to fill a pipe and block
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "llama_cpp.server",
+                "--model", str(embedded_gguf("smollm2-135m")), "--model_alias", MODEL,
+                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2",
+                "--logits_all", "true",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(120):
+    deadline = time.time() + 120
+    while True:
         try:
             urllib.request.urlopen(f"{url}/models", timeout=1)
             break
         except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited: {proc.stderr.read().decode()[-2000:]}")
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"llama.cpp server did not start: {log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.5)
     yield url
     proc.terminate()

@@ -43,16 +43,20 @@ class OpenAIEngine:
         self.model, self.base_url, self.concurrency = model, base_url, concurrency
         self.tokens_generated = 0
         self.failures = 0
-        # Servers on loopback need no key; the client insists on one, so a placeholder is used.
-        key = os.environ.get(api_key_env) or "no-key"
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self._openai = openai
+        self._api_key_env, self._timeout, self._max_retries = api_key_env, timeout, max_retries
 
     def __repr__(self) -> str:
         return f"OpenAIEngine(model={self.model!r}, base_url={self.base_url!r})"
 
     def _gather(self, jobs: list[Callable[[], Awaitable[T]]]) -> list[T | Failure]:
         async def run_all() -> list[T | Failure]:
+            # One client per event loop: its connection pool belongs to the loop that made it.
+            # Servers on loopback need no key; the client insists on one, so a placeholder is used.
+            key = os.environ.get(self._api_key_env) or "no-key"
+            self._client = self._openai.AsyncOpenAI(
+                base_url=self.base_url, api_key=key, timeout=self._timeout, max_retries=self._max_retries
+            )
             gate = asyncio.Semaphore(self.concurrency)
 
             async def one(job: Callable[[], Awaitable[T]]) -> T | Failure:
@@ -66,7 +70,10 @@ class OpenAIEngine:
                     except self._openai.APIError as e:
                         return Failure(f"bad answer from {self.base_url}: {_first_line(str(e))}")
 
-            return await asyncio.gather(*(one(j) for j in jobs))
+            try:
+                return await asyncio.gather(*(one(j) for j in jobs))
+            finally:
+                await self._client.close()
 
         results = asyncio.run(run_all())
         self.failures += sum(isinstance(r, Failure) for r in results)
