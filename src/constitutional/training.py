@@ -33,6 +33,8 @@ def trainer_args(
         # TRL turns both on by default; on a CPU they only slow training down.
         "bf16": on_gpu,
         "activation_checkpointing": on_gpu,
+        # Without it, transformers treats torchrun's CPU processes as separate runs, not DDP over gloo.
+        "use_cpu": not on_gpu,
         "logging_steps": 1,
         "save_strategy": "steps",
         "save_steps": save_steps,

@@ -81,7 +81,12 @@ def run_dpo(opts: DPOOptions) -> dict:
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     if not save_from_trainer(trainer, tokenizer, opts.out, merge_lora=opts.lora):
-        return {"rank": trainer.args.process_index, "steps": result.global_step}
+        return {
+            "pairs": len(pairs),
+            "dropped_low_confidence": len(rows) - len(pairs),
+            "train_loss": result.training_loss,
+            "steps": result.global_step,
+        }
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "DPO loss")
     stats = {
         "pairs": len(pairs),

@@ -117,7 +117,7 @@ def run_train_pm(opts: PMOptions) -> dict:
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     if not save_from_trainer(trainer, tokenizer, opts.out, merge_lora=opts.lora):
-        return {"rank": trainer.args.process_index, "train_pairs": len(train), "train_loss": result.training_loss}
+        return {"train_pairs": len(train), "train_loss": result.training_loss}
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "PM training loss")
     stats = {"train_pairs": len(train), "train_loss": result.training_loss, **curves}
     if held_out:

@@ -145,6 +145,7 @@ def _train_trl(opts: RLOptions, prompts: list[list[dict]], reward: PMReward) -> 
         "beta": opts.kl_coef,
         "bf16": on_gpu,
         "activation_checkpointing": on_gpu,
+        "use_cpu": not on_gpu,
         "logging_steps": 1,
         "save_strategy": "steps",
         "save_steps": 50,

@@ -81,7 +81,7 @@ def run_sft(opts: SFTOptions) -> dict:
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     if not save_from_trainer(trainer, tokenizer, opts.out, merge_lora=opts.lora):
-        return {"rank": trainer.args.process_index, "steps": result.global_step}
+        return {"rows": len(rows), "train_loss": result.training_loss, "steps": result.global_step}
     curves = log_history_outputs(trainer.state.log_history, opts.out, "loss", "SFT loss")
     stats = {"rows": len(rows), "train_loss": result.training_loss, "steps": result.global_step, **curves}
     params = asdict(opts)
